@@ -1,0 +1,88 @@
+"""Keras callbacks that decide *when* masks change, and log sparsity.
+
+Example:
+
+    model.fit(x, y, callbacks=[tfimp.callbacks.UpdateMasks(),
+                               tfimp.callbacks.SparsityLogger(log_dir="logs")])
+"""
+
+from __future__ import annotations
+
+import keras
+
+from tfimp.prune import pruned_layers, sparsity_report, update_masks
+
+__all__ = ["UpdateMasks", "SparsityLogger"]
+
+
+class UpdateMasks(keras.callbacks.Callback):
+    """Recomputes masks before each training batch whose step the schedule prunes at.
+
+    The step is the optimizer's iteration count, so a resumed run (a model saved as
+    `.keras` and loaded back) continues the schedule where it stopped.
+    """
+
+    def on_train_begin(self, logs=None):
+        self._wrappers = pruned_layers(self.model)
+        if not self._wrappers:
+            raise ValueError(
+                f"UpdateMasks was given model '{self.model.name}', which has no pruned layers. "
+                "Prune it first: model = tfimp.prune(model, schedule)."
+            )
+        for w in self._wrappers:
+            w.driven = True
+        # A train function traced before (e.g. by a fit that failed for lack of this
+        # callback) must not be reused.
+        self.model.make_train_function(force=True)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        update_masks(self.model, step=step)
+
+    def on_train_end(self, logs=None):
+        for w in self._wrappers:
+            w.driven = False
+        # Forces the next fit() to retrace, so a fit without this callback is caught.
+        self.model.train_function = None
+
+
+class SparsityLogger(keras.callbacks.Callback):
+    """Logs per-layer and total sparsity at the end of each epoch.
+
+    Args:
+        log_dir: if set, writes TensorBoard scalars `sparsity/<weight>` and `sparsity/total`.
+        verbose: print the per-layer table each epoch (1) or only at the end of training (0).
+    """
+
+    def __init__(self, log_dir: str | None = None, verbose: int = 0):
+        super().__init__()
+        self.log_dir = log_dir
+        self.verbose = verbose
+        self.history: list[dict] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        report = sparsity_report(self.model)
+        entry = {"epoch": epoch, "total": report.sparsity}
+        entry.update({r.weight: r.sparsity for r in report.rows})
+        self.history.append(entry)
+        if logs is not None:
+            logs["sparsity"] = report.sparsity
+        if self.log_dir:
+            self._write_scalars(entry, epoch)
+        if self.verbose:
+            print(report)
+
+    def on_train_end(self, logs=None):
+        if not self.verbose and self.history:
+            print(sparsity_report(self.model))
+
+    def _write_scalars(self, entry: dict, epoch: int) -> None:
+        import tensorflow as tf
+
+        if not hasattr(self, "_writer"):
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        with self._writer.as_default(step=epoch):
+            for name, value in entry.items():
+                if name != "epoch":
+                    tf.summary.scalar(f"sparsity/{name}", value)
+        self._writer.flush()

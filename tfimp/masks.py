@@ -1,0 +1,204 @@
+"""Mask strategies: pure functions from weights (and old masks) to new masks.
+
+Nothing here touches a Keras model. A mask is a float32 array of 0.0/1.0 with the weight's
+shape. Every strategy
+
+- zeroes an exact count: `round(sparsity * n)` of `n` weights (or blocks),
+- breaks ties deterministically (by flat index, lowest first),
+- never makes a mask denser: a weight pruned by `old_mask` stays pruned.
+
+Example:
+
+    w = np.arange(10.0).reshape(2, 5)
+    layerwise_masks({"w": w}, 0.3)["w"]   # zeroes 0, 1, 2
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping
+
+import numpy as np
+
+__all__ = [
+    "magnitude_mask",
+    "layerwise_masks",
+    "global_masks",
+    "check_mask",
+    "sparsity_of",
+    "STRATEGIES",
+    "get",
+]
+
+Masks = dict[str, np.ndarray]
+
+
+def check_mask(mask: np.ndarray, shape: tuple | None = None) -> np.ndarray:
+    """Returns `mask` as float32 after checking it holds only 0 and 1 (and has `shape`)."""
+    mask = np.asarray(mask, dtype=np.float32)
+    if shape is not None and mask.shape != tuple(shape):
+        raise ValueError(f"Mask shape {mask.shape} does not match weight shape {tuple(shape)}.")
+    if not np.all((mask == 0.0) | (mask == 1.0)):
+        raise ValueError("A mask must hold only 0.0 and 1.0.")
+    return mask
+
+
+def sparsity_of(array: np.ndarray) -> float:
+    """Fraction of exact zeros."""
+    array = np.asarray(array)
+    return float(np.count_nonzero(array == 0) / array.size) if array.size else 0.0
+
+
+def _check_block(block: tuple[int, ...] | None, ndim: int) -> tuple[int, ...] | None:
+    if block is None:
+        return None
+    block = tuple(int(b) for b in block)
+    if any(b < 1 for b in block) or len(block) > ndim:
+        raise ValueError(
+            f"Argument `block` must hold at most {ndim} positive sizes (one per trailing weight "
+            f"dimension). Received: block={block}"
+        )
+    return (1,) * (ndim - len(block)) + block
+
+
+def _to_blocks(array: np.ndarray, block: tuple[int, ...]) -> np.ndarray:
+    """Mean of `array` over each block; edge blocks are averaged over their real elements."""
+    padded_shape = [math.ceil(s / b) * b for s, b in zip(array.shape, block)]
+    padded = np.full(padded_shape, np.nan, dtype=np.float64)
+    padded[tuple(slice(0, s) for s in array.shape)] = array
+    grid = [n // b for n, b in zip(padded_shape, block)]
+    split = []
+    for g, b in zip(grid, block):
+        split += [g, b]
+    view = padded.reshape(split)
+    return np.nanmean(view, axis=tuple(range(1, 2 * len(block), 2)))
+
+
+def _from_blocks(block_mask: np.ndarray, block: tuple[int, ...], shape: tuple) -> np.ndarray:
+    full = block_mask
+    for axis, b in enumerate(block):
+        full = np.repeat(full, b, axis=axis)
+    return full[tuple(slice(0, s) for s in shape)]
+
+
+def _scores(weight: np.ndarray, old_mask: np.ndarray | None, block) -> np.ndarray:
+    """Ranking scores; already-pruned entries score -1 so they are pruned first."""
+    score = np.abs(np.asarray(weight, dtype=np.float64))
+    if old_mask is not None:
+        score = np.where(check_mask(old_mask, weight.shape) == 0.0, -1.0, score)
+    if block is not None:
+        score = _to_blocks(score, block)
+        if old_mask is not None:
+            pruned = _to_blocks(np.asarray(old_mask, np.float64), block) == 0.0
+            score = np.where(pruned, -1.0, score)
+    return score
+
+
+def _zero_lowest(scores: np.ndarray, count: int) -> np.ndarray:
+    order = np.argsort(scores.ravel(), kind="stable")
+    mask = np.ones(scores.size, dtype=np.float32)
+    mask[order[:count]] = 0.0
+    return mask.reshape(scores.shape)
+
+
+def _already_pruned(old_mask: np.ndarray | None, scores: np.ndarray) -> int:
+    return 0 if old_mask is None else int(np.count_nonzero(scores == -1.0))
+
+
+def magnitude_mask(
+    weight: np.ndarray,
+    sparsity: float,
+    old_mask: np.ndarray | None = None,
+    block: tuple[int, ...] | None = None,
+) -> np.ndarray:
+    """Mask that zeroes the `round(sparsity * n)` smallest-magnitude entries of `weight`.
+
+    Args:
+        weight: the weight array.
+        sparsity: target fraction of zeros, in [0, 1].
+        old_mask: the current mask; its zeros stay zeros, and if it is already sparser than
+            `sparsity` it is returned unchanged.
+        block: prune whole blocks of this shape over the trailing dimensions (ranked by mean
+            magnitude), e.g. `(4, 1)` on a Dense kernel groups 4 consecutive inputs of one
+            output: TFLite's 1x4 block-sparse FULLY_CONNECTED layout.
+    """
+    weight = np.asarray(weight)
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(f"Argument `sparsity` must be in [0, 1]. Received: sparsity={sparsity}")
+    block = _check_block(block, weight.ndim)
+    scores = _scores(weight, old_mask, block)
+    count = max(int(round(sparsity * scores.size)), _already_pruned(old_mask, scores))
+    mask = _zero_lowest(scores, count)
+    if block is not None:
+        mask = _from_blocks(mask, block, weight.shape)
+    if old_mask is not None:
+        mask = mask * check_mask(old_mask, weight.shape)
+    return mask.astype(np.float32)
+
+
+def layerwise_masks(
+    weights: Mapping[str, np.ndarray],
+    sparsity: float,
+    old_masks: Mapping[str, np.ndarray] | None = None,
+    targets: Mapping[str, float] | None = None,
+    block: tuple[int, ...] | None = None,
+) -> Masks:
+    """Each tensor pruned to its own target: `targets[name]`, else `sparsity`."""
+    old_masks = old_masks or {}
+    targets = targets or {}
+    return {
+        name: magnitude_mask(w, targets.get(name, sparsity), old_masks.get(name), block)
+        for name, w in weights.items()
+    }
+
+
+def global_masks(
+    weights: Mapping[str, np.ndarray],
+    sparsity: float,
+    old_masks: Mapping[str, np.ndarray] | None = None,
+    targets: Mapping[str, float] | None = None,
+    block: tuple[int, ...] | None = None,
+) -> Masks:
+    """One magnitude threshold across all tensors (Frankle & Carbin's global pruning).
+
+    Tensors named in `targets` are pruned layer-wise to their own target and left out of the
+    global ranking. Exactly `round(sparsity * n_pool)` weights (or blocks) of the pool are zero.
+    """
+    old_masks = old_masks or {}
+    targets = targets or {}
+    out = layerwise_masks(
+        {k: v for k, v in weights.items() if k in targets}, sparsity, old_masks, targets, block
+    )
+    pool = [k for k in weights if k not in targets]
+    if not pool:
+        return out
+    blocks = {k: _check_block(block, np.ndim(weights[k])) for k in pool}
+    scores = {k: _scores(np.asarray(weights[k]), old_masks.get(k), blocks[k]) for k in pool}
+    flat = np.concatenate([scores[k].ravel() for k in pool])
+    already = int(np.count_nonzero(flat == -1.0)) if old_masks else 0
+    flat_mask = _zero_lowest(flat, max(int(round(sparsity * flat.size)), already))
+    offset = 0
+    for k in pool:
+        n = scores[k].size
+        mask = flat_mask[offset : offset + n].reshape(scores[k].shape)
+        offset += n
+        if blocks[k] is not None:
+            mask = _from_blocks(mask, blocks[k], np.shape(weights[k]))
+        if k in old_masks:
+            mask = mask * check_mask(old_masks[k], np.shape(weights[k]))
+        out[k] = mask.astype(np.float32)
+    return {k: out[k] for k in weights}
+
+
+Strategy = Callable[..., Masks]
+
+STRATEGIES: dict[str, Strategy] = {"layer": layerwise_masks, "global": global_masks}
+
+
+def get(scope: str) -> Strategy:
+    """The strategy for `scope`; custom strategies register in `STRATEGIES`."""
+    if scope not in STRATEGIES:
+        raise ValueError(
+            f"Argument `scope` must be one of {sorted(STRATEGIES)}. Received: scope={scope!r}"
+        )
+    return STRATEGIES[scope]

@@ -1,0 +1,436 @@
+"""`prune()`, `strip()`, `update_masks()` and sparsity accounting.
+
+Example:
+
+    pruned = tfimp.prune(model, tfimp.PolynomialDecay(0.0, 0.9, begin_step=0, end_step=2000))
+    pruned.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    pruned.fit(x, y, epochs=5, callbacks=[tfimp.callbacks.UpdateMasks()])
+    plain = tfimp.strip(pruned)
+    print(tfimp.sparsity_report(plain))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from typing import Iterable, Iterator, Mapping
+
+import keras
+import numpy as np
+
+from tfimp import masks as masks_lib
+from tfimp import schedules as schedules_lib
+from tfimp.wrappers import NOT_PRUNABLE, PruneLowMagnitude, is_prunable, prunable_weights
+
+__all__ = [
+    "prune",
+    "strip",
+    "is_pruned",
+    "update_masks",
+    "apply_masks",
+    "get_masks",
+    "set_masks",
+    "pruned_layers",
+    "sparsity_report",
+    "SparsityReport",
+]
+
+Selector = str | type
+
+
+def _check_model(model, argument: str = "model") -> None:
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"Argument `{argument}` must be a Keras 3 `keras.Model`. Received: "
+            f"{argument}={type(model).__module__}.{type(model).__name__}. "
+            "(tf_keras / tf.keras 2 models are not supported: build the model with `import keras`.)"
+        )
+    if not model.built:
+        raise ValueError(
+            f"Argument `{argument}` must be a built model; '{model.name}' is not built. Call it "
+            "on data or give it an `keras.Input(shape=...)` first, e.g. model.build((None, 784))."
+        )
+
+
+def _matches(layer, selector: Selector) -> bool:
+    if isinstance(selector, type):
+        return isinstance(layer, selector)
+    return fnmatch.fnmatchcase(layer.name, selector)
+
+
+def _walk(model) -> Iterator[keras.layers.Layer]:
+    """All layers of a model, depth first, nested models expanded, each layer once."""
+    seen: set[int] = set()
+
+    def visit(container):
+        for layer in getattr(container, "layers", []):
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            yield layer
+            if isinstance(layer, keras.Model):
+                yield from visit(layer)
+
+    yield from visit(model)
+
+
+def _check_selectors(model, selectors: Iterable[Selector], argument: str) -> None:
+    layers = list(_walk(model))
+    for sel in selectors:
+        if not isinstance(sel, (str, type)):
+            raise TypeError(
+                f"Argument `{argument}` takes layer names, glob patterns or layer classes. "
+                f"Received: {sel!r}"
+            )
+        if not any(_matches(layer, sel) for layer in layers):
+            names = [layer.name for layer in layers]
+            raise ValueError(
+                f"Argument `{argument}` names {sel!r}, which matches no layer of model "
+                f"'{model.name}'. Its layers: {names}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    schedule: schedules_lib.PruningSchedule | None
+    scope: str
+    exclude: tuple
+    targets: Mapping
+    block: tuple | None
+
+    def target_for(self, layer) -> float | None:
+        hits = [t for sel, t in self.targets.items() if _matches(layer, sel)]
+        return hits[-1] if hits else None
+
+    def wants(self, layer) -> bool:
+        if isinstance(layer, (keras.Model, keras.layers.InputLayer)):
+            return False
+        if any(_matches(layer, sel) for sel in self.exclude):
+            return False
+        if is_prunable(layer):
+            return True
+        if layer.weights and not isinstance(layer, NOT_PRUNABLE):
+            prunable_weights(layer)  # raises a clear error naming the layer and the fixes
+        return False
+
+    def wrap(self, layer) -> PruneLowMagnitude:
+        wrapper = PruneLowMagnitude(
+            layer,
+            schedule=self.schedule,
+            target=self.target_for(layer),
+            scope=self.scope,
+            block=self.block,
+            name=f"prune_{layer.name}",
+        )
+        wrapper.build()
+        return wrapper
+
+
+def _copy_layer(layer):
+    clone = layer.__class__.from_config(layer.get_config())
+    clone.build_from_config(layer.get_build_config())
+    clone.set_weights(layer.get_weights())
+    return clone
+
+
+def prune(
+    model: keras.Model,
+    schedule: schedules_lib.PruningSchedule | float | None = None,
+    *,
+    scope: str = "layer",
+    exclude: Iterable[Selector] = (),
+    targets: Mapping[Selector, float] | None = None,
+    block: tuple[int, ...] | None = None,
+    inplace: bool = False,
+) -> keras.Model:
+    """Returns a copy of `model` whose prunable layers carry mask variables.
+
+    Args:
+        model: a built Keras 3 model: Sequential, Functional (nested models and shared layers
+            included) or, with `inplace=True`, subclassed.
+        schedule: a `tfimp.schedules` schedule; a float prunes once to that sparsity now;
+            None wraps with all-ones masks (set them later with `update_masks`/`set_masks`).
+        scope: "layer" ranks each tensor alone, "global" ranks all tensors together.
+        exclude: layer names, glob patterns ("dense_*") or layer classes to leave dense.
+        targets: per-layer final sparsity overrides, keyed like `exclude`.
+        block: prune blocks of this shape over the trailing weight dims, e.g. (4, 1).
+        inplace: wrap the layers of `model` itself; required for subclassed models, which
+            Keras cannot clone.
+
+    Returns:
+        The pruned model (not compiled). Train it with `tfimp.callbacks.UpdateMasks()` when
+        `schedule` is a schedule.
+    """
+    _check_model(model)
+    masks_lib.get(scope)
+    one_shot = isinstance(schedule, (int, float)) and not isinstance(schedule, bool)
+    sched = None if schedule is None else schedules_lib.get(schedule)
+    exclude = tuple(exclude) if not isinstance(exclude, (str, type)) else (exclude,)
+    targets = dict(targets or {})
+    for sel, value in targets.items():
+        schedules_lib._check_sparsity(f"targets[{sel!r}]", value)
+    _check_selectors(model, exclude, "exclude")
+    _check_selectors(model, targets, "targets")
+    if is_pruned(model):
+        raise ValueError(
+            f"Argument `model` is already pruned ('{model.name}' holds PruneLowMagnitude "
+            "layers). Strip it first with tfimp.strip(model), or keep training it."
+        )
+    plan = _Plan(sched, scope, exclude, targets, None if block is None else tuple(block))
+    if not any(plan.wants(layer) for layer in _walk(model)):
+        raise ValueError(
+            f"Argument `model` ('{model.name}') has no prunable weights (after exclusions "
+            f"{list(exclude)}). Prunable layer types: see tfimp.wrappers.PRUNABLE_WEIGHTS."
+        )
+    pruned = _wrap_inplace(model, plan) if inplace else _wrap_clone(model, plan)
+    if one_shot:
+        update_masks(pruned, step=0)
+    return pruned
+
+
+def _is_graph_model(model) -> bool:
+    return isinstance(model, keras.Sequential) or type(model).__name__ == "Functional"
+
+
+def _wrap_clone(model, plan: _Plan) -> keras.Model:
+    if not _is_graph_model(model):
+        raise ValueError(
+            f"Argument `model` ('{model.name}', {type(model).__name__}) is a subclassed model, "
+            "which Keras cannot clone. Pass inplace=True to wrap its layers in place."
+        )
+
+    def clone_fn(layer):
+        copy = _copy_layer(layer)
+        return plan.wrap(copy) if plan.wants(layer) else copy
+
+    clone = keras.models.clone_model(model, clone_function=clone_fn, recursive=True)
+    return clone
+
+
+def _wrap_inplace(model, plan: _Plan) -> keras.Model:
+    """Replaces prunable layer attributes of (possibly subclassed) models by wrappers."""
+    for owner in [model] + [m for m in _walk(model) if isinstance(m, keras.Model)]:
+        if _is_graph_model(owner):
+            raise ValueError(
+                f"inplace=True is for subclassed models; '{owner.name}' is a "
+                f"{type(owner).__name__}: call tfimp.prune without inplace."
+            )
+        attributes = {id(v): k for k, v in vars(owner).items() if isinstance(v, keras.layers.Layer)}
+        for layer in list(owner.layers):
+            if isinstance(layer, keras.Model) or not plan.wants(layer):
+                continue
+            if id(layer) not in attributes:
+                raise ValueError(
+                    f"Layer '{layer.name}' of '{owner.name}' is not a direct attribute (it sits "
+                    "in a list or dict), so it cannot be wrapped in place. Make it an attribute "
+                    f"or exclude it: exclude=['{layer.name}']."
+                )
+            name = attributes[id(layer)]
+            delattr(owner, name)
+            setattr(owner, name, plan.wrap(layer))
+    return model
+
+
+def pruned_layers(model) -> list[PruneLowMagnitude]:
+    """The `PruneLowMagnitude` wrappers of `model`, nested models included."""
+    return [layer for layer in _walk(model) if isinstance(layer, PruneLowMagnitude)]
+
+
+def is_pruned(model) -> bool:
+    """Whether `model` holds tfimp mask wrappers."""
+    return isinstance(model, keras.Model) and bool(pruned_layers(model))
+
+
+def _layer_sparsity(wrapper: PruneLowMagnitude, step: int) -> float:
+    sched = wrapper.schedule
+    value = sched.sparsity(step)
+    if wrapper.target is None:
+        return value
+    final = sched.end_sparsity()
+    return wrapper.target if final == 0 else value * wrapper.target / final
+
+
+def update_masks(model, step: int | None = None, force: bool = False) -> bool:
+    """Recomputes the masks of `model` if its schedule prunes at `step`.
+
+    Args:
+        model: a model returned by `tfimp.prune`.
+        step: the training step; by default the optimizer's iteration count (0 if the model
+            is not compiled).
+        force: recompute even if the schedule does not prune at `step`.
+
+    Returns:
+        Whether masks were recomputed.
+    """
+    wrappers = pruned_layers(model)
+    if not wrappers:
+        raise ValueError(
+            f"Argument `model` ('{getattr(model, 'name', model)}') has no pruned layers; "
+            "prune it first with tfimp.prune(model, schedule)."
+        )
+    if step is None:
+        opt = getattr(model, "optimizer", None)
+        step = int(keras.ops.convert_to_numpy(opt.iterations)) if opt is not None else 0
+    for w in wrappers:
+        w.driven = True
+    groups: dict[tuple, list[PruneLowMagnitude]] = {}
+    for w in wrappers:
+        if w.schedule is not None and (force or w.schedule.should_prune(step)):
+            key = (w.scope, schedules_lib.serialize(w.schedule).__repr__(), w.block)
+            groups.setdefault(key, []).append(w)
+    for (scope, _, block), members in groups.items():
+        _prune_group(members, scope, block, step)
+    return bool(groups)
+
+
+def _prune_group(wrappers, scope: str, block, step: int) -> None:
+    sparsity = wrappers[0].schedule.sparsity(step)
+    names, weights, old, targets = [], {}, {}, {}
+    for w in wrappers:
+        values = [keras.ops.convert_to_numpy(v) for v in w.pruned_weights]
+        for name, value, mask in zip(w.weight_names(), values, w.get_masks()):
+            names.append(name)
+            weights[name], old[name] = value, mask
+            if w.target is not None:
+                targets[name] = _layer_sparsity(w, step)
+    new = masks_lib.get(scope)(weights, sparsity, old, targets, block)
+    for w in wrappers:
+        w.assign_masks([new[n] for n in w.weight_names()], step)
+
+
+def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:
+    """Sets masks by weight name (as `get_masks` names them) and zeroes pruned weights."""
+    known = {n for w in pruned_layers(model) for n in w.weight_names()}
+    unknown = sorted(set(masks) - known)
+    if unknown:
+        raise ValueError(f"Unknown mask names {unknown}. Known: {sorted(known)}")
+    for w in pruned_layers(model):
+        current = dict(zip(w.weight_names(), w.get_masks()))
+        current.update({k: masks_lib.check_mask(v, current[k].shape) for k, v in masks.items()
+                        if k in current})
+        w.assign_masks([current[n] for n in w.weight_names()])
+
+
+def get_masks(model) -> dict[str, np.ndarray]:
+    """All masks of a pruned model by weight name."""
+    return {n: m for w in pruned_layers(model) for n, m in zip(w.weight_names(), w.get_masks())}
+
+
+def apply_masks(model) -> None:
+    """Re-zeroes pruned weights, e.g. after assigning weights by hand."""
+    for w in pruned_layers(model):
+        w.assign_masks(w.get_masks())
+
+
+def strip(model: keras.Model) -> keras.Model:
+    """A plain Keras model of the original architecture, with the pruned weights at zero.
+
+    The result holds no tfimp objects: it saves and loads without tfimp installed. Models
+    pruned in place (subclassed) are unwrapped in place and returned.
+    """
+    _check_model(model)
+    if not is_pruned(model):
+        return model
+    if not _is_graph_model(model):
+        return _strip_inplace(model)
+
+    def clone_fn(layer):
+        if isinstance(layer, PruneLowMagnitude):
+            inner = _copy_layer(layer.layer)
+            _zero_pruned(inner, layer)
+            return inner
+        return _copy_layer(layer)
+
+    return keras.models.clone_model(model, clone_function=clone_fn, recursive=True)
+
+
+def _zero_pruned(inner, wrapper: PruneLowMagnitude) -> None:
+    for var, mask in zip(prunable_weights(inner), wrapper.get_masks()):
+        var.assign(keras.ops.convert_to_numpy(var) * mask)
+
+
+def _strip_inplace(model):
+    for owner in [model] + [m for m in _walk(model) if isinstance(m, keras.Model)]:
+        for name, value in list(vars(owner).items()):
+            if isinstance(value, PruneLowMagnitude):
+                inner = value.unwrap()
+                _zero_pruned(inner, value)
+                delattr(owner, name)
+                setattr(owner, name, inner)
+    return model
+
+
+@dataclasses.dataclass(frozen=True)
+class SparsityRow:
+    layer: str
+    type: str
+    weight: str
+    shape: tuple
+    params: int
+    nonzeros: int
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.nonzeros / self.params if self.params else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SparsityReport:
+    """Per-weight sparsity of a model's prunable weights, with totals."""
+
+    rows: tuple[SparsityRow, ...]
+
+    @property
+    def params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def nonzeros(self) -> int:
+        return sum(r.nonzeros for r in self.rows)
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.nonzeros / self.params if self.params else 0.0
+
+    def to_dict(self) -> dict:
+        rows = [dict(dataclasses.asdict(r), sparsity=r.sparsity) for r in self.rows]
+        return {"rows": rows, "params": self.params, "nonzeros": self.nonzeros,
+                "sparsity": self.sparsity}
+
+    def __str__(self) -> str:
+        header = ("layer", "type", "weight", "shape", "params", "nonzeros", "sparsity")
+        body = [(r.layer, r.type, r.weight, "x".join(map(str, r.shape)), str(r.params),
+                 str(r.nonzeros), f"{r.sparsity:.2%}") for r in self.rows]
+        body.append(("total", "", "", "", str(self.params), str(self.nonzeros),
+                     f"{self.sparsity:.2%}"))
+        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+        fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths))  # noqa: E731
+        return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in body])
+
+
+def sparsity_report(model: keras.Model) -> SparsityReport:
+    """Per layer and weight: name, type, shape, parameters, non-zeros, sparsity; and totals.
+
+    Works on pruned and stripped models; on a plain model it reports the weights that
+    `tfimp.prune` would mask.
+    """
+    _check_model(model)
+    rows = []
+    for layer in _walk(model):
+        if isinstance(layer, PruneLowMagnitude):
+            inner, variables = layer.layer, layer.pruned_weights
+        elif isinstance(layer, keras.Model) or not is_prunable(layer):
+            continue
+        elif any(isinstance(p, PruneLowMagnitude) for p in _parents(model, layer)):
+            continue
+        else:
+            inner, variables = layer, prunable_weights(layer)
+        for v in variables:
+            value = keras.ops.convert_to_numpy(v)
+            rows.append(SparsityRow(inner.name, type(inner).__name__, v.path, tuple(value.shape),
+                                    int(value.size), int(np.count_nonzero(value))))
+    return SparsityReport(tuple(rows))
+
+
+def _parents(model, layer) -> list:
+    return [w for w in pruned_layers(model) if w.layer is layer]

@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 # `prune` and `imp` are both a module and the function users call; importing the functions
 # eagerly keeps `tfimp.prune(...)` the function after `tfimp.prune` (the module) is loaded.
-from tfimp.prune import prune  # noqa: E402
+from tfimp.prune import prune
 
 _LAZY = {
     # name: (module, attribute or None for the module itself)

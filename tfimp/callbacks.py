@@ -12,7 +12,7 @@ import keras
 
 from tfimp.prune import pruned_layers, sparsity_report, update_masks
 
-__all__ = ["UpdateMasks", "SparsityLogger"]
+__all__ = ["SparsityLogger", "UpdateMasks"]
 
 
 class UpdateMasks(keras.callbacks.Callback):

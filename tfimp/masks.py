@@ -16,18 +16,18 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 __all__ = [
-    "magnitude_mask",
-    "layerwise_masks",
-    "global_masks",
-    "check_mask",
-    "sparsity_of",
     "STRATEGIES",
+    "check_mask",
     "get",
+    "global_masks",
+    "layerwise_masks",
+    "magnitude_mask",
+    "sparsity_of",
 ]
 
 Masks = dict[str, np.ndarray]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from typing import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import keras
 import numpy as np
@@ -23,16 +23,16 @@ from tfimp import schedules as schedules_lib
 from tfimp.wrappers import NOT_PRUNABLE, PruneLowMagnitude, is_prunable, prunable_weights
 
 __all__ = [
-    "prune",
-    "strip",
-    "is_pruned",
-    "update_masks",
+    "SparsityReport",
     "apply_masks",
     "get_masks",
-    "set_masks",
+    "is_pruned",
+    "prune",
     "pruned_layers",
+    "set_masks",
     "sparsity_report",
-    "SparsityReport",
+    "strip",
+    "update_masks",
 ]
 
 Selector = str | type
@@ -404,7 +404,7 @@ class SparsityReport:
         body.append(("total", "", "", "", str(self.params), str(self.nonzeros),
                      f"{self.sparsity:.2%}"))
         widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-        fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths))  # noqa: E731
+        fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths))
         return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in body])
 
 
@@ -419,9 +419,7 @@ def sparsity_report(model: keras.Model) -> SparsityReport:
     for layer in _walk(model):
         if isinstance(layer, PruneLowMagnitude):
             inner, variables = layer.layer, layer.pruned_weights
-        elif isinstance(layer, keras.Model) or not is_prunable(layer):
-            continue
-        elif any(isinstance(p, PruneLowMagnitude) for p in _parents(model, layer)):
+        elif isinstance(layer, keras.Model) or not is_prunable(layer) or any(isinstance(p, PruneLowMagnitude) for p in _parents(model, layer)):
             continue
         else:
             inner, variables = layer, prunable_weights(layer)

@@ -18,15 +18,15 @@ import math
 from typing import Any, ClassVar
 
 __all__ = [
-    "PruningSchedule",
+    "SCHEDULES",
     "ConstantSparsity",
-    "PolynomialDecay",
     "OneShot",
+    "PolynomialDecay",
+    "PruningSchedule",
+    "deserialize",
     "geometric_sparsity",
     "get",
     "serialize",
-    "deserialize",
-    "SCHEDULES",
 ]
 
 
@@ -91,7 +91,7 @@ class PruningSchedule:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
-    def from_config(cls, config: dict) -> "PruningSchedule":
+    def from_config(cls, config: dict) -> PruningSchedule:
         return cls(**config)
 
 

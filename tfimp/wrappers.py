@@ -12,7 +12,7 @@ the layer a `get_prunable_weights()` method.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -20,13 +20,13 @@ import numpy as np
 from tfimp import schedules as schedules_lib
 
 __all__ = [
-    "PruneLowMagnitude",
-    "MaskConstraint",
-    "PRUNABLE_WEIGHTS",
     "NOT_PRUNABLE",
-    "register_prunable",
-    "prunable_weights",
+    "PRUNABLE_WEIGHTS",
+    "MaskConstraint",
+    "PruneLowMagnitude",
     "is_prunable",
+    "prunable_weights",
+    "register_prunable",
 ]
 
 

@@ -257,6 +257,7 @@ def get(schedule: PruningSchedule | float | dict) -> PruningSchedule:
     if isinstance(schedule, dict):
         return deserialize(schedule)
     if isinstance(schedule, (int, float)) and not isinstance(schedule, bool):
+        _check_sparsity("schedule", schedule)
         return OneShot(float(schedule))
     raise TypeError(
         "Argument `schedule` must be a tfimp schedule (e.g. tfimp.PolynomialDecay(...)), a "

@@ -1,0 +1,151 @@
+"""Mask strategies on toy arrays: exact counts, ties, monotonicity, global ranking, blocks."""
+
+import numpy as np
+import pytest
+
+from tfimp import masks
+from tfimp.masks import global_masks, layerwise_masks, magnitude_mask, sparsity_of
+
+
+def toy(n=20, shape=(4, 5), sign=True):
+    w = np.arange(n, dtype=np.float32).reshape(shape)
+    return w * np.where(np.arange(n).reshape(shape) % 2 == 0, 1, -1) if sign else w
+
+
+def test_magnitude_mask_zeroes_the_smallest_exactly():
+    w = toy()
+    mask = magnitude_mask(w, 0.3)
+    assert mask.dtype == np.float32 and mask.shape == w.shape
+    np.testing.assert_array_equal(mask.ravel(), [0] * 6 + [1] * 14)
+
+
+@pytest.mark.parametrize("n", [1, 7, 10, 33, 100])
+@pytest.mark.parametrize("s", [0.0, 0.1, 0.25, 0.5, 0.55, 0.9, 0.99])
+def test_exact_count_is_round_s_times_n(n, s):
+    rng = np.random.default_rng(n)
+    w = rng.normal(size=n)
+    mask = magnitude_mask(w, s)
+    assert np.count_nonzero(mask == 0) == round(s * n)
+    kept, dropped = np.abs(w[mask == 1]), np.abs(w[mask == 0])
+    assert dropped.size == 0 or kept.size == 0 or dropped.max() <= kept.min()
+
+
+def test_ties_broken_by_lowest_flat_index():
+    w = np.ones((3, 4), np.float32)
+    np.testing.assert_array_equal(magnitude_mask(w, 0.5).ravel(), [0] * 6 + [1] * 6)
+    w = np.array([2.0, -1.0, 1.0, -1.0, 3.0])
+    np.testing.assert_array_equal(magnitude_mask(w, 0.4), [1, 0, 0, 1, 1])
+    np.testing.assert_array_equal(magnitude_mask(w, 0.4), magnitude_mask(w.copy(), 0.4))
+
+
+def test_never_denser_and_old_zeros_stay():
+    w = toy()
+    old = np.ones_like(w)
+    old.ravel()[[19, 18]] = 0.0  # the largest weights were pruned before
+    mask = magnitude_mask(w, 0.3, old_mask=old)
+    assert np.all(mask <= old)
+    assert np.count_nonzero(mask == 0) == 6
+    np.testing.assert_array_equal(np.flatnonzero(mask == 0), [0, 1, 2, 3, 18, 19])
+    sparser = magnitude_mask(w, 0.1, old_mask=mask)
+    np.testing.assert_array_equal(sparser, mask)
+
+
+@pytest.mark.parametrize("f", [0.2, 0.5, 0.36])
+def test_two_rounds_at_f_leave_one_minus_f_squared(f):
+    w = np.random.default_rng(0).normal(size=(50, 20))
+    first = magnitude_mask(w, f)
+    second_target = 1 - (1 - f) ** 2
+    second = magnitude_mask(w * first, second_target, old_mask=first)
+    assert 1 - sparsity_of(second) == pytest.approx((1 - f) ** 2, abs=1 / w.size)
+    assert np.all(second <= first)
+
+
+def test_repeated_pruning_never_revives():
+    rng = np.random.default_rng(1)
+    mask = None
+    for target in np.linspace(0.1, 0.9, 9):
+        w = rng.normal(size=(8, 8))  # weights move between rounds
+        new = magnitude_mask(w, target, old_mask=mask)
+        if mask is not None:
+            assert np.all(new <= mask)
+        assert np.count_nonzero(new == 0) == max(round(target * 64), 0)
+        mask = new
+
+
+def test_layerwise_masks_each_tensor_its_own_target():
+    weights = {"a": toy(), "b": toy(10, (10,)), "c": toy(8, (2, 4))}
+    out = layerwise_masks(weights, 0.5, targets={"c": 0.25})
+    assert [np.count_nonzero(out[k] == 0) for k in "abc"] == [10, 5, 2]
+    np.testing.assert_array_equal(out["b"], [0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+
+
+def test_global_masks_one_threshold():
+    weights = {"small": np.arange(10.0), "large": np.arange(10.0, 30.0)}
+    out = global_masks(weights, 0.5)
+    np.testing.assert_array_equal(out["small"], np.zeros(10))
+    np.testing.assert_array_equal(out["large"], [0] * 5 + [1] * 15)
+    rng = np.random.default_rng(2)
+    weights = {k: rng.normal(scale=s, size=(7, 9)) for k, s in [("x", 0.1), ("y", 1), ("z", 3)]}
+    out = global_masks(weights, 0.6)
+    assert sum(np.count_nonzero(m == 0) for m in out.values()) == round(0.6 * 3 * 63)
+    dropped = np.concatenate([np.abs(weights[k][out[k] == 0]) for k in weights])
+    kept = np.concatenate([np.abs(weights[k][out[k] == 1]) for k in weights])
+    assert dropped.max() <= kept.min()
+
+
+def test_global_targets_are_left_out_of_the_pool():
+    weights = {"a": np.arange(10.0), "b": np.arange(10.0, 20.0), "t": np.arange(100.0, 110.0)}
+    out = global_masks(weights, 0.5, targets={"t": 0.3})
+    np.testing.assert_array_equal(out["t"], [0, 0, 0] + [1] * 7)
+    np.testing.assert_array_equal(out["a"], np.zeros(10))
+    np.testing.assert_array_equal(out["b"], np.ones(10))
+    assert list(out) == ["a", "b", "t"]
+
+
+def test_global_never_denser():
+    weights = {"a": np.arange(1.0, 11.0), "b": np.arange(11.0, 21.0)}
+    old = {"a": np.ones(10), "b": np.r_[np.ones(9), 0.0]}
+    out = global_masks(weights, 0.3, old_masks=old)
+    assert out["b"][-1] == 0 and sum(np.count_nonzero(m == 0) for m in out.values()) == 6
+    np.testing.assert_array_equal(out["a"], [0] * 5 + [1] * 5)
+
+
+def test_block_4x1_on_a_dense_kernel_zeroes_whole_groups():
+    w = np.arange(64, dtype=np.float32).reshape(8, 8).T.copy()  # (in=8, out=8)
+    mask = magnitude_mask(w, 0.5, block=(4, 1))
+    assert np.count_nonzero(mask == 0) == 32
+    groups = mask.reshape(2, 4, 8)  # [input block, 4 inputs, output]
+    assert np.all(groups.min(axis=1) == groups.max(axis=1))
+    # Output column j holds 8j..8j+7, so the 4 lowest columns go entirely.
+    np.testing.assert_array_equal(mask[:, :4], 0)
+    np.testing.assert_array_equal(mask[:, 4:], 1)
+
+
+def test_block_on_uneven_shape_covers_edges():
+    w = np.random.default_rng(3).normal(size=(6, 3))
+    mask = magnitude_mask(w, 0.5, block=(4, 1))
+    assert mask.shape == (6, 3)
+    for col in range(3):
+        assert len(set(mask[:4, col])) == 1 and len(set(mask[4:, col])) == 1
+    assert np.count_nonzero(masks.layerwise_masks({"w": w}, 0.5, block=(4, 1))["w"] == 0) > 0
+
+
+@pytest.mark.parametrize("block", [(0, 1), (1, 2, 3, 4)])
+def test_bad_block_raises(block):
+    with pytest.raises(ValueError, match="Argument `block`"):
+        magnitude_mask(np.ones((4, 4)), 0.5, block=block)
+
+
+def test_bad_sparsity_and_mask_raise():
+    with pytest.raises(ValueError, match="Received: sparsity=1.5"):
+        magnitude_mask(np.ones(4), 1.5)
+    with pytest.raises(ValueError, match="only 0.0 and 1.0"):
+        magnitude_mask(np.ones(4), 0.5, old_mask=np.full(4, 0.5))
+    with pytest.raises(ValueError, match="does not match"):
+        magnitude_mask(np.ones(4), 0.5, old_mask=np.ones(5))
+
+
+def test_strategy_registry_lists_names():
+    assert masks.get("global") is global_masks and masks.get("layer") is layerwise_masks
+    with pytest.raises(ValueError, match=r"Argument `scope` must be one of \['global', 'layer'\]"):
+        masks.get("channel")

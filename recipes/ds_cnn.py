@@ -1,0 +1,23 @@
+"""DS-CNN on Speech Commands: the MLPerf Tiny keyword-spotting reference (quality target 90%).
+
+49x10 MFCC input, 12 classes; MLPerf Tiny trains with Adam at 5e-4, batch 100. The real data
+comes from a Speech Commands folder given with `data.kwargs.path=...`; offline: generated
+MFCC-shaped data (accuracy is meaningless there).
+"""
+
+from tfimp.recipe import DataSpec, ExportSpec, IMPSpec, ModelSpec, ProfileSpec, Recipe, TrainSpec
+
+
+def recipe() -> Recipe:
+    return Recipe(
+        name="ds_cnn",
+        description="DS-CNN (MLPerf Tiny KWS) on Speech Commands, 49x10 MFCC, 12 classes",
+        model=ModelSpec("ds_cnn", kwargs={"filters": 64}),
+        data=DataSpec("speech_commands"),
+        train=TrainSpec(optimizer="adam", lr=5e-4, batch_size=100, epochs_per_round=12),
+        imp=IMPSpec(rounds=8, rate=0.2, scope="global", rewind="epoch", rewind_at=1,
+                    budget=0.01),
+        export=ExportSpec(float32=True, int8=True, sparse="auto"),
+        profile=ProfileSpec(threads=(1, 2), runs=100, micro=True, board="cortex-m4"),
+        smoke={"model.kwargs.filters": 16, "imp.rewind": "init", "imp.rewind_at": None},
+    )

@@ -1,0 +1,26 @@
+"""MobileNetV1 (alpha 0.25, 96x96) on Visual Wake Words: the MLPerf Tiny VWW reference
+(quality target 80%).
+
+The network starts with explicit 1-pixel padding and a 3x3 stride-2 convolution on 3 channels
+and ends in a spatial mean, so that XNNPACK's sparse inference can apply to the float model.
+Pointwise (1x1) convolutions hold most weights; IMP ranks globally. Offline: generated
+96x96x3 images, two classes (accuracy is meaningless there).
+"""
+
+from tfimp.recipe import DataSpec, ExportSpec, IMPSpec, ModelSpec, ProfileSpec, Recipe, TrainSpec
+
+
+def recipe() -> Recipe:
+    return Recipe(
+        name="mobilenet_v1_vww",
+        description="MobileNetV1 0.25 at 96x96 (MLPerf Tiny VWW), XNNPACK-sparse friendly",
+        model=ModelSpec("mobilenet_v1", kwargs={"alpha": 0.25, "input_shape": (96, 96, 3)}),
+        data=DataSpec("vww", kwargs={"image_size": 96}),
+        train=TrainSpec(optimizer="adam", lr=1e-3, batch_size=32, epochs_per_round=10),
+        imp=IMPSpec(rounds=8, rate=0.25, scope="global", rewind="epoch", rewind_at=1,
+                    budget=0.01),
+        export=ExportSpec(float32=True, int8=True, sparse="auto"),
+        profile=ProfileSpec(threads=(1, 2), runs=100, micro=True, board="cortex-m4"),
+        smoke={"model.kwargs.input_shape": (32, 32, 3), "data.kwargs.image_size": 32,
+               "imp.rewind": "init", "imp.rewind_at": None},
+    )

@@ -1,0 +1,24 @@
+"""ResNet-8 on CIFAR-10: the MLPerf Tiny image-classification reference (quality target 85%).
+
+MLPerf Tiny trains it with Adam at 1e-3, batch 32. IMP: global ranking, 20% per round,
+rewinding to epoch 1 (Frankle et al. 2020: deeper networks need late rewinding).
+Offline: generated data with CIFAR-10's shapes (accuracy is meaningless there).
+"""
+
+from tfimp.recipe import DataSpec, ExportSpec, IMPSpec, ModelSpec, ProfileSpec, Recipe, TrainSpec
+
+
+def recipe() -> Recipe:
+    return Recipe(
+        name="resnet8",
+        description="ResNet-8 (MLPerf Tiny IC) on CIFAR-10, IMP with rewinding to epoch 1",
+        model=ModelSpec("resnet8", kwargs={"filters": 16}),
+        data=DataSpec("cifar10"),
+        train=TrainSpec(optimizer="adam", lr=1e-3, batch_size=32, epochs_per_round=30),
+        imp=IMPSpec(rounds=8, rate=0.2, scope="global", rewind="epoch", rewind_at=1,
+                    budget=0.01),
+        export=ExportSpec(float32=True, int8=True, sparse="auto"),
+        profile=ProfileSpec(threads=(1, 2), runs=100, micro=True),
+        smoke={"model.kwargs.input_shape": (16, 16, 3), "imp.rewind": "init",
+               "imp.rewind_at": None},
+    )

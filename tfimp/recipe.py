@@ -1,0 +1,477 @@
+"""Recipes: one complete, typed config per architecture that `tfimp run` executes end to end.
+
+A recipe names a model builder and a dataset, says how to train and prune them (IMP), what to
+export and how to profile the result. Every field can be overridden from the command line with
+`key=value` (`rounds=3`, `imp.rate=0.5`, `model.kwargs.width=32`); values are parsed by the
+field's type.
+
+Example:
+>>> r = load_recipe("lenet_300_100")  # doctest: +SKIP
+>>> r = r.override("rounds=3", "imp.rate=0.5", seed=1)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import hashlib
+import importlib.util
+import json
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+_REWINDS = ("init", "none", "lr", "step", "epoch")
+_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+_SCOPES = ("layer", "global")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _fail(name: str, value, must: str) -> None:
+    raise ValueError(f"Argument `{name}` must be {must}. Received: {name}={value!r}")
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        _fail(name, value, "a positive integer" if minimum == 1 else f"an integer >= {minimum}")
+
+
+def _check_fraction(name: str, value, low_open: bool = True) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not ((0.0 < value) if low_open else (0.0 <= value)) or value >= 1.0:
+        _fail(name, value, "a number in (0, 1)" if low_open else "a number in [0, 1)")
+
+
+class _Config:
+    """Shared `get_config`/`from_config` for the frozen dataclasses below."""
+
+    def get_config(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.get_config() if isinstance(value, _Config) else _plain(value)
+        return out
+
+    @classmethod
+    def from_config(cls, config: dict):
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - names)
+        if unknown:
+            raise ValueError(f"Unknown {cls.__name__} fields {unknown}; valid: {sorted(names)}")
+        kwargs = {}
+        for key, value in config.items():
+            kind = hints[key]
+            if isinstance(kind, type) and issubclass(kind, _Config):
+                value = kind.from_config(value)
+            elif value is not None and _tuple_type(kind):
+                value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+            kwargs[key] = value
+        return cls(**kwargs)
+
+
+def _tuples(mapping: dict) -> dict:
+    """`mapping` with lists turned into tuples, so configs compare equal after JSON."""
+    fix = lambda v: tuple(fix(x) for x in v) if isinstance(v, (list, tuple)) else v
+    return {k: fix(v) for k, v in mapping.items()}
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec(_Config):
+    """A builder from `tfimp.models` and its keyword arguments."""
+
+    name: str
+    kwargs: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            _fail("model.name", self.name, "the name of a model builder in tfimp.models")
+        if not isinstance(self.kwargs, dict):
+            _fail("model.kwargs", self.kwargs, "a dict of builder keyword arguments")
+        object.__setattr__(self, "kwargs", _tuples(self.kwargs))
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec(_Config):
+    """A dataset from `tfimp.data`.
+
+    `offline=None` uses the real dataset when it is available or downloadable and the offline
+    default otherwise; True always uses the offline default. `train_samples`/`test_samples`
+    cap the number of samples used (None: all).
+    """
+
+    name: str
+    kwargs: dict = dataclasses.field(default_factory=dict)
+    offline: bool | None = None
+    train_samples: int | None = None
+    test_samples: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            _fail("data.name", self.name, "the name of a dataset in tfimp.data")
+        if not isinstance(self.kwargs, dict):
+            _fail("data.kwargs", self.kwargs, "a dict of loader keyword arguments")
+        object.__setattr__(self, "kwargs", _tuples(self.kwargs))
+        if self.offline not in (None, True, False):
+            _fail("data.offline", self.offline, "True, False or None")
+        for name in ("train_samples", "test_samples"):
+            if getattr(self, name) is not None:
+                _check_int(f"data.{name}", getattr(self, name), 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec(_Config):
+    """How each IMP round trains: optimizer, learning rate, batch size, epochs per round."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    epochs_per_round: int = 1
+    loss: str = "sparse_categorical_crossentropy"
+    metric: str = "accuracy"
+
+    def __post_init__(self):
+        if self.optimizer not in _OPTIMIZERS:
+            _fail("train.optimizer", self.optimizer, f"one of {list(_OPTIMIZERS)}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or self.lr <= 0:
+            _fail("train.lr", self.lr, "a positive number")
+        if not 0.0 <= self.momentum < 1.0:
+            _fail("train.momentum", self.momentum, "a number in [0, 1)")
+        if self.weight_decay < 0:
+            _fail("train.weight_decay", self.weight_decay, "a number >= 0")
+        _check_int("train.batch_size", self.batch_size, 1)
+        _check_int("train.epochs_per_round", self.epochs_per_round, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class IMPSpec(_Config):
+    """Iterative Magnitude Pruning settings (see `tfimp.imp`).
+
+    `rewind` is "init" (lottery ticket), "none" (fine-tune), "lr" (learning-rate rewinding),
+    or "step"/"epoch" with `rewind_at` = k (rewind to step or epoch k). `budget` is the largest
+    accepted drop of the validation metric below the dense model; the report's model is the
+    sparsest round within it. `stop_at_budget` ends IMP at the first round beyond it.
+    """
+
+    rounds: int = 8
+    rate: float = 0.2
+    scope: str = "global"
+    rewind: str = "init"
+    rewind_at: int | None = None
+    budget: float = 0.01
+    stop_at_budget: bool = False
+    target_sparsity: float | None = None
+    layer_rates: dict = dataclasses.field(default_factory=dict)
+    block: tuple[int, ...] | None = None
+    exclude: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        _check_int("imp.rounds", self.rounds, 0)
+        _check_fraction("imp.rate", self.rate)
+        if self.scope not in _SCOPES:
+            _fail("imp.scope", self.scope, f"one of {list(_SCOPES)}")
+        if self.rewind not in _REWINDS:
+            _fail("imp.rewind", self.rewind, f"one of {list(_REWINDS)}")
+        if (self.rewind in ("step", "epoch")) != (self.rewind_at is not None):
+            _fail("imp.rewind_at", self.rewind_at,
+                  f"an integer >= 0 when imp.rewind is 'step' or 'epoch' and None otherwise "
+                  f"(imp.rewind={self.rewind!r})")
+        if self.rewind_at is not None:
+            _check_int("imp.rewind_at", self.rewind_at, 0)
+        if isinstance(self.budget, bool) or not isinstance(self.budget, (int, float)) \
+                or self.budget < 0:
+            _fail("imp.budget", self.budget, "a number >= 0 (an absolute metric drop)")
+        if self.target_sparsity is not None:
+            _check_fraction("imp.target_sparsity", self.target_sparsity)
+        if not isinstance(self.layer_rates, dict):
+            _fail("imp.layer_rates", self.layer_rates, "a dict {layer name or pattern: rate}")
+        for key, rate in self.layer_rates.items():
+            _check_fraction(f"imp.layer_rates[{key!r}]", rate, low_open=False)
+        if self.block is not None and (not self.block or any(
+                isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in self.block)):
+            _fail("imp.block", self.block, "None or a tuple of positive integers, e.g. (4, 1)")
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+
+    def rewind_arg(self):
+        """The `rewind` argument of `tfimp.imp`."""
+        return (self.rewind, self.rewind_at) if self.rewind in ("step", "epoch") else self.rewind
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSpec(_Config):
+    """Which .tflite files to write: float32 and/or int8, with TFLite's sparse encoding
+    (`sparse`: True, False or "auto" = the smaller file that runs and verifies)."""
+
+    float32: bool = True
+    int8: bool = True
+    sparse: bool | str = "auto"
+    calibration_samples: int = 256
+    verify_samples: int = 1000
+    micro: bool = True
+
+    def __post_init__(self):
+        if not (isinstance(self.sparse, bool) or self.sparse == "auto"):
+            _fail("export.sparse", self.sparse, "True, False or 'auto'")
+        if not (self.float32 or self.int8):
+            _fail("export.float32", self.float32, "True when export.int8 is False (nothing "
+                  "to export)")
+        _check_int("export.calibration_samples", self.calibration_samples, 1)
+        _check_int("export.verify_samples", self.verify_samples, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProfileSpec(_Config):
+    """How to profile the exported models: LiteRT latency at each thread count, and the
+    TFLite Micro arena of the int8 model (`micro`) against `board` (None: no verdict)."""
+
+    threads: tuple[int, ...] = (1, 2)
+    runs: int = 100
+    micro: bool = True
+    board: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "threads", tuple(self.threads))
+        for t in self.threads:
+            _check_int("profile.threads", t, 1)
+        _check_int("profile.runs", self.runs, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe(_Config):
+    """A complete run: model, data, training, IMP, export and profile settings.
+
+    `smoke` holds the overrides (`{"field.path": value}`) that shrink the run to a few steps
+    on tiny data; `Recipe.smoke_recipe()` applies them on top of the generic ones.
+    """
+
+    name: str
+    model: ModelSpec
+    data: DataSpec
+    train: TrainSpec = dataclasses.field(default_factory=TrainSpec)
+    imp: IMPSpec = dataclasses.field(default_factory=IMPSpec)
+    export: ExportSpec = dataclasses.field(default_factory=ExportSpec)
+    profile: ProfileSpec = dataclasses.field(default_factory=ProfileSpec)
+    seed: int = 0
+    description: str = ""
+    smoke: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            _fail("name", self.name, "a non-empty string")
+        for key, kind in (("model", ModelSpec), ("data", DataSpec), ("train", TrainSpec),
+                          ("imp", IMPSpec), ("export", ExportSpec), ("profile", ProfileSpec)):
+            if not isinstance(getattr(self, key), kind):
+                _fail(key, getattr(self, key), f"a {kind.__name__}")
+        _check_int("seed", self.seed, 0)
+        if not isinstance(self.smoke, dict):
+            _fail("smoke", self.smoke, "a dict of overrides {'field.path': value}")
+        object.__setattr__(self, "smoke", _tuples(self.smoke))
+
+    def override(self, *assignments: str, **fields) -> Recipe:
+        """A copy with fields replaced: `"key=value"` strings and/or keyword arguments.
+
+        Keys are dotted paths (`imp.rate`, `model.kwargs.width`) or a field name that is
+        unique across the nested configs (`rounds`). String values are parsed by the field's
+        type; keyword values are used as given (their keys may use `__` for dots).
+
+        Raises:
+            ValueError: an unknown or ambiguous key, a value of the wrong type, or a value
+                that fails the config's own checks.
+        """
+        pairs = [parse_assignment(a) for a in assignments]
+        pairs += [(k.replace("__", "."), v, False) for k, v in fields.items()]
+        config = self.get_config()
+        for key, value, from_text in pairs:
+            path = resolve_key(key)
+            kind = field_type(path)
+            if from_text:
+                value = parse_value(value, kind, ".".join(path))
+            _set(config, path, _plain(value))
+        return type(self).from_config(config)
+
+    def smoke_recipe(self) -> Recipe:
+        """This recipe shrunk to a few steps on tiny data, all stages kept."""
+        generic = {"imp.rounds": min(self.imp.rounds, 2), "imp.rate": max(self.imp.rate, 0.5),
+                   "train.epochs_per_round": 1, "data.offline": True,
+                   "data.train_samples": 128, "data.test_samples": 64,
+                   "export.calibration_samples": 16, "export.verify_samples": 64,
+                   "profile.runs": 3}
+        return self.override(**{k.replace(".", "__"): v for k, v in
+                                {**generic, **self.smoke}.items()})
+
+    def digest(self) -> str:
+        """A short hash of the config: names the run's work directory."""
+        text = json.dumps(self.get_config(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+_SPECS = {"model": ModelSpec, "data": DataSpec, "train": TrainSpec, "imp": IMPSpec,
+          "export": ExportSpec, "profile": ProfileSpec}
+
+
+def parse_assignment(text: str) -> tuple[str, str, bool]:
+    """Splits `"key=value"` into `(key, value, True)`; raises ValueError on other text."""
+    if not isinstance(text, str) or "=" not in text or text.startswith("="):
+        raise ValueError(f"An override must look like key=value, e.g. rounds=3 or "
+                         f"imp.rate=0.5. Received: {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip(), True
+
+
+def _all_paths() -> list[tuple[str, ...]]:
+    paths = []
+    for f in dataclasses.fields(Recipe):
+        spec = _SPECS.get(f.name)
+        paths += [(f.name, g.name) for g in dataclasses.fields(spec)] if spec else [(f.name,)]
+    return paths
+
+
+def resolve_key(key: str) -> tuple[str, ...]:
+    """The full field path of an override key (`rounds` -> `("imp", "rounds")`)."""
+    parts = tuple(key.split("."))
+    paths = _all_paths()
+    if parts in paths or (len(parts) > 2 and parts[:2] in paths and
+                          field_type(parts[:2]) is dict):
+        return parts
+    if len(parts) > 1 and parts[0] == "smoke":
+        return ("smoke", ".".join(parts[1:]))
+    matches = [p for p in paths if p[-1] == parts[0] and len(p) == 2]
+    if len(parts) == 1 and len(matches) == 1:
+        return matches[0]
+    names = [".".join(p) for p in paths]
+    if len(parts) == 1 and matches:
+        raise ValueError(f"Override key `{key}` is ambiguous; write one of "
+                         f"{['.'.join(m) for m in matches]}.")
+    close = difflib.get_close_matches(key, names, n=3)
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    raise ValueError(f"Unknown recipe field `{key}`.{hint} Valid fields: {', '.join(names)}")
+
+
+def field_type(path: tuple[str, ...]):
+    """The declared type of the field at `path` (values inside a dict field: `Any`)."""
+    kind = Recipe
+    for name in path:
+        if not (isinstance(kind, type) and dataclasses.is_dataclass(kind)):
+            return Any
+        kind = typing.get_type_hints(kind)[name]
+    return kind
+
+
+def _set(config: dict, path: tuple[str, ...], value) -> None:
+    node = config
+    for name in path[:-1]:
+        node = node.setdefault(name, {})
+    node[path[-1]] = value
+
+
+def _tuple_type(kind) -> bool:
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    return typing.get_origin(kind) is tuple or any(typing.get_origin(a) is tuple for a in args)
+
+
+def parse_value(text: str, kind, name: str):
+    """Parses command-line text as a value of type `kind`; ValueError names field and type."""
+    try:
+        return _parse(text.strip(), kind)
+    except (ValueError, SyntaxError, TypeError):
+        raise ValueError(f"Override `{name}={text}`: field `{name}` expects "
+                         f"{_type_name(kind)}. Received: {text!r}") from None
+
+
+def _parse(text: str, kind):
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if text.lower() in ("none", "null") and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _parse(text, arg)
+            except (ValueError, SyntaxError, TypeError) as e:
+                errors.append(e)
+        raise ValueError(errors)
+    if kind is bool:
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError(text)
+    if kind in (int, float):
+        return kind(text)
+    if kind is str:
+        return text
+    if origin is tuple:
+        items = [t for t in text.strip("()[] ").split(",") if t.strip()]
+        return tuple(_parse(t.strip(), args[0]) for t in items)
+    if kind is dict or origin is dict:
+        value = ast.literal_eval(text)
+        if not isinstance(value, dict):
+            raise TypeError(text)
+        return value
+    return _literal(text)
+
+
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _type_name(kind) -> str:
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(kind))
+    if kind is type(None):
+        return "None"
+    if typing.get_origin(kind) is tuple:
+        return f"a comma-separated list of {_type_name(typing.get_args(kind)[0])}"
+    if kind is dict:
+        return "a dict literal such as {'dense_2': 0.1}"
+    return {bool: "a bool (true/false)", int: "an integer", float: "a number",
+            str: "a string"}.get(kind, str(kind))
+
+
+def available() -> list[str]:
+    """Names of the recipes in the `recipes/` folder."""
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.py") if not p.stem.startswith("_"))
+
+
+def load_recipe(name_or_path: str | os.PathLike) -> Recipe:
+    """Loads a recipe by name (`"lenet5"`) or from a file that defines `recipe() -> Recipe`.
+
+    Raises:
+        ValueError: an unknown name (the message lists the valid ones) or a file whose
+            `recipe()` is missing or does not return a `Recipe`.
+    """
+    text = os.fspath(name_or_path)
+    path = Path(text)
+    if not (text.endswith(".py") or os.sep in text or "/" in text):
+        path = RECIPES_DIR / f"{text}.py"
+        if not path.is_file():
+            raise ValueError(f"Argument `recipe` must be a recipe name or a .py file. "
+                             f"Received: recipe={text!r}; recipes: {', '.join(available())}")
+    if not path.is_file():
+        raise ValueError(f"Argument `recipe` must name an existing recipe file. "
+                         f"Received: recipe={text!r} (no such file)")
+    spec = importlib.util.spec_from_file_location(f"tfimp_recipe_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    factory = getattr(module, "recipe", None)
+    result = factory() if callable(factory) else None
+    if not isinstance(result, Recipe):
+        raise ValueError(f"Recipe file {str(path)!r} must define `def recipe() -> Recipe`; "
+                         f"got {type(result).__name__ if callable(factory) else 'no recipe()'}.")
+    return result

@@ -1,0 +1,364 @@
+"""`tfimp run`: a recipe end to end: IMP rounds, the best model within the budget, float32 and
+int8 .tflite (sparse where it pays), verification, profiling, and a report folder.
+
+The report folder (`WORKDIR/report/`) holds `report.md`, `report.json`, `history.csv`,
+`history.json`, `sparsity.txt`, PNG plots (with matplotlib) and `models/*.tflite`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect as pyinspect
+import os
+import sys
+import time
+from pathlib import Path
+
+from tfimp import run_report
+from tfimp.run_report import SYNTHETIC_NOTE
+from tfimp.recipe import Recipe, load_recipe
+
+DEFAULT_RECIPE = "lenet_300_100"
+DEFAULT_OVERRIDES = ("data.offline=true",)
+_QUANT = {"float32": None, "int8": "int8"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportRow:
+    """One exported .tflite model: sizes, the encoding chosen, and its verification."""
+
+    target: str
+    path: str | None = None
+    sparse: bool | None = None
+    bytes: int | None = None
+    gzip_bytes: int | None = None
+    dense_float32_bytes: int | None = None
+    candidates: tuple = ()
+    accuracy_keras: float | None = None
+    accuracy_tflite: float | None = None
+    agreement: float | None = None
+    error: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyRow:
+    """LiteRT latency of one exported model at one thread count, in microseconds."""
+
+    target: str
+    threads: int
+    median_us: float | None = None
+    p90_us: float | None = None
+    avg_us: float | None = None
+    error: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunReport:
+    """Everything a run measured; `markdown()` is the human report, `to_dict()` the JSON."""
+
+    recipe: Recipe
+    command: str
+    workdir: str
+    report_dir: str
+    data: dict
+    params: int
+    metric: str
+    dense_metric: float
+    history: tuple
+    budget: float
+    best_round: dict
+    best_metric: float
+    sparsity: dict
+    sparsity_table: str
+    exports: tuple[ExportRow, ...] = ()
+    latency: tuple[LatencyRow, ...] = ()
+    micro: dict | None = None
+    seconds: float = 0.0
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.data.get("synthetic"))
+
+    @property
+    def errors(self) -> list[str]:
+        """Stages that failed, as 'stage: message' lines (empty when all ran)."""
+        out = [f"export {e.target}: {e.error}" for e in self.exports if e.error]
+        out += [f"latency {r.target}@{r.threads}: {r.error}" for r in self.latency if r.error]
+        if self.micro and self.micro.get("error"):
+            out.append(f"micro: {self.micro['error']}")
+        return out
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["recipe"] = self.recipe.get_config()
+        out["exports"] = [dataclasses.asdict(e) for e in self.exports]
+        out["latency"] = [dataclasses.asdict(r) for r in self.latency]
+        out["history"] = list(self.history)
+        out["synthetic"] = self.synthetic
+        out["errors"] = self.errors
+        return out
+
+    def markdown(self) -> str:
+        return run_report.markdown(self)
+
+
+def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
+        smoke: bool = False, *, command: str | None = None) -> RunReport:
+    """Runs `recipe`: IMP, export, verification, profiling; writes the report folder.
+
+    Args:
+        recipe: a `Recipe`, or a recipe name / path for `load_recipe`.
+        workdir: the run's folder (IMP checkpoints in `imp/`, the report in `report/`);
+            default `runs/NAME-HASH`, so that the same config resumes in the same folder.
+        smoke: shrink the run to a few steps on tiny data (all stages still run).
+        command: the command line that reproduces the run, for the report.
+
+    Returns:
+        A `RunReport`; its `errors` lists the stages that failed (the others still ran).
+    """
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    if smoke:
+        recipe = recipe.smoke_recipe()
+    start = time.time()
+    workdir = Path(workdir or Path("runs") / f"{recipe.name}-{recipe.digest()}")
+    report_dir = workdir / "report"
+    (report_dir / "models").mkdir(parents=True, exist_ok=True)
+    data = load_data(recipe)
+    if data.info.get("synthetic"):
+        print(f"tfimp run: {SYNTHETIC_NOTE}", flush=True)
+    result = _imp(recipe, data, workdir / "imp")
+    best = result.best(budget=recipe.imp.budget)
+    row = dict(result.best_round(recipe.imp.budget))
+    fields = _imp_fields(recipe, data, result, best, row)
+    exports, paths = _export_all(recipe, best, data, report_dir / "models")
+    latency = _latency(recipe, paths)
+    micro = _micro(recipe, paths, report_dir / "micro")
+    report = RunReport(recipe=recipe, command=command or _command(recipe, workdir, smoke),
+                       workdir=str(workdir), report_dir=str(report_dir), exports=exports,
+                       latency=latency, micro=micro, seconds=time.time() - start, **fields)
+    run_report.write(report, report_dir)
+    return report
+
+
+def load_data(recipe: Recipe):
+    """The recipe's dataset from `tfimp.data`, cut to `train_samples`/`test_samples`."""
+    from tfimp import data as data_lib
+
+    spec = recipe.data
+    kwargs = dict(spec.kwargs)
+    if "seed" in pyinspect.signature(data_lib.get).parameters:
+        kwargs.setdefault("seed", recipe.seed)
+    ds = data_lib.get(spec.name, offline=spec.offline, **kwargs)
+    n_train, n_test = spec.train_samples, spec.test_samples
+    return dataclasses.replace(ds, x_train=ds.x_train[:n_train], y_train=ds.y_train[:n_train],
+                               x_test=ds.x_test[:n_test], y_test=ds.y_test[:n_test])
+
+
+def make_builder(recipe: Recipe, data):
+    """A function that returns the recipe's model, freshly initialised, seeded and compiled.
+
+    The builder's `input_shape` and `num_classes` come from the data unless the recipe
+    sets them.
+    """
+    import keras
+
+    from tfimp import models
+
+    if recipe.model.name not in models.MODELS:
+        raise ValueError(f"Argument `model.name` must be one of {sorted(models.MODELS)}. "
+                         f"Received: model.name={recipe.model.name!r}")
+    fn = models.MODELS[recipe.model.name]
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in recipe.model.kwargs.items()}
+    params = pyinspect.signature(fn).parameters
+    if "input_shape" in params:
+        kwargs.setdefault("input_shape", tuple(data.x_train.shape[1:]))
+    if "num_classes" in params:
+        kwargs.setdefault("num_classes", data.num_classes)
+
+    def build():
+        keras.utils.set_random_seed(recipe.seed)
+        model = fn(**kwargs)
+        model.compile(optimizer=make_optimizer(recipe.train), loss=recipe.train.loss,
+                      metrics=[recipe.train.metric])
+        return model
+
+    return build
+
+
+def make_optimizer(train):
+    """The Keras optimizer that a `TrainSpec` names."""
+    import keras
+
+    wd = train.weight_decay or None
+    return {
+        "sgd": lambda: keras.optimizers.SGD(train.lr, momentum=train.momentum, weight_decay=wd),
+        "adam": lambda: keras.optimizers.Adam(train.lr, weight_decay=wd),
+        "adamw": lambda: keras.optimizers.AdamW(train.lr, weight_decay=train.weight_decay),
+        "rmsprop": lambda: keras.optimizers.RMSprop(train.lr, momentum=train.momentum,
+                                                    weight_decay=wd),
+    }[train.optimizer]()
+
+
+def _imp(recipe: Recipe, data, workdir: Path):
+    from tfimp.imp import imp
+
+    spec = recipe.imp
+    return imp(make_builder(recipe, data), (data.x_train, data.y_train),
+               (data.x_test, data.y_test), rounds=spec.rounds, rate=spec.rate,
+               target_sparsity=spec.target_sparsity,
+               budget=spec.budget if spec.stop_at_budget else None,
+               epochs_per_round=recipe.train.epochs_per_round,
+               batch_size=recipe.train.batch_size, rewind=spec.rewind_arg(), scope=spec.scope,
+               exclude=spec.exclude, layer_rates=spec.layer_rates or None, block=spec.block,
+               metric=recipe.train.metric, workdir=str(workdir), seed=recipe.seed, verbose=1)
+
+
+def metric_of(row: dict, metric: str) -> float:
+    """The validation metric in a history row (`val_accuracy` or `accuracy`)."""
+    for key in (f"val_{metric}", metric):
+        if key in row:
+            return float(row[key])
+    raise KeyError(f"History row has no `{metric}`; keys: {sorted(row)}")
+
+
+def _imp_fields(recipe: Recipe, data, result, best, row: dict) -> dict:
+    from tfimp.prune import sparsity_report
+
+    metric = recipe.train.metric
+    history = tuple(dict(r) for r in result.history)
+    report = sparsity_report(best)
+    info = dict(data.info, train_samples=len(data.x_train), test_samples=len(data.x_test))
+    return dict(data=info, params=int(best.count_params()), metric=metric,
+                dense_metric=metric_of(history[0], metric), history=history,
+                budget=recipe.imp.budget, best_round=row, best_metric=metric_of(row, metric),
+                sparsity=report.to_dict(), sparsity_table=str(report))
+
+
+def _export_all(recipe: Recipe, model, data, out: Path) -> tuple[tuple[ExportRow, ...], dict]:
+    spec = recipe.export
+    targets = [t for t in ("float32", "int8") if getattr(spec, t)]
+    rows, paths = [], {}
+    for target in targets:
+        path = out / f"{recipe.name}_{target}.tflite"
+        row = _export(model, path, target, spec, data)
+        rows.append(row)
+        if not row.error:
+            paths[target] = str(path)
+    return tuple(rows), paths
+
+
+def _export(model, path: Path, target: str, spec, data) -> ExportRow:
+    from tfimp.export import to_tflite
+
+    n = spec.verify_samples
+    try:
+        art = to_tflite(model, path, quantization=_QUANT[target], sparse=spec.sparse,
+                        representative_data=data.x_train[:spec.calibration_samples],
+                        verify=(data.x_test[:n], data.y_test[:n]))
+    except (ValueError, RuntimeError) as e:
+        return ExportRow(target, error=_first_line(e))
+    r, v = art.report, art.report.verification
+    cands = tuple({"sparse": c.sparse, "bytes": c.bytes, "runs": c.runs, "passed": c.passed}
+                  for c in r.candidates)
+    return ExportRow(target, str(path), r.sparse, r.tflite_bytes, r.gzip_bytes,
+                     r.dense_float32_bytes, cands,
+                     None if v is None else v.accuracy_keras,
+                     None if v is None else v.accuracy_tflite,
+                     None if v is None else v.agreement)
+
+
+def _latency(recipe: Recipe, paths: dict) -> tuple[LatencyRow, ...]:
+    from tfimp import profile
+
+    rows = []
+    for target, path in paths.items():
+        for threads in recipe.profile.threads:
+            try:
+                b = profile.litert(path, threads=threads, runs=recipe.profile.runs)
+            except (ValueError, RuntimeError, OSError) as e:
+                rows.append(LatencyRow(target, threads, error=_first_line(e)))
+                continue
+            rows.append(LatencyRow(target, threads, b.median_us, b.p90_us, b.avg_us))
+    return tuple(rows)
+
+
+def _micro(recipe: Recipe, paths: dict, out: Path) -> dict | None:
+    """TFLite Micro arena (and C array when `export.micro`) for the int8 model."""
+    if not recipe.profile.micro or "int8" not in paths:
+        return None
+    from tfimp import profile
+
+    try:
+        m = profile.micro(paths["int8"], board=recipe.profile.board)
+        info = m.get_config() if hasattr(m, "get_config") else dataclasses.asdict(m)
+    except (ValueError, RuntimeError, OSError) as e:
+        return {"runnable": False, "error": "", "reason": _first_line(e)}
+    info = {"runnable": True, "error": "", **info}
+    if recipe.export.micro:
+        from tfimp.export import to_micro
+
+        try:
+            art = to_micro(paths["int8"], out)
+            info["c_files"] = [str(f) for f in art.files]
+        except (ValueError, RuntimeError, OSError) as e:
+            info["c_error"] = _first_line(e)
+    return info
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _command(recipe: Recipe, workdir: Path, smoke: bool) -> str:
+    return f"tfimp run {recipe.name} --workdir {workdir}" + (" --smoke" if smoke else "")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tfimp run",
+        description="Run a recipe end to end: IMP rounds, the best model within the accuracy "
+                    "budget, float32/int8 .tflite, verification, LiteRT/TFLite Micro profile, "
+                    f"report folder. Without a recipe: {DEFAULT_RECIPE} on the offline digits.")
+    p.add_argument("args", nargs="*", metavar="[RECIPE] [key=value ...]",
+                   help="a recipe name or recipes/NAME.py, then field overrides such as "
+                        "rounds=3 imp.rate=0.5 train.epochs_per_round=2 seed=1")
+    p.add_argument("--workdir", default=None, help="run folder (default runs/NAME-HASH)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a few steps on tiny data, every stage kept (for tests)")
+    p.add_argument("--list", action="store_true", help="list the recipes and exit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`tfimp run [RECIPE] [--workdir DIR] [--smoke] [key=value ...]`."""
+    from tfimp.recipe import available
+
+    args = _parser().parse_args(argv)
+    if args.list:
+        print("\n".join(available()))
+        return 0
+    words = list(args.args)
+    name = words.pop(0) if words and "=" not in words[0] else None
+    try:
+        recipe = load_recipe(name or DEFAULT_RECIPE)
+        recipe = recipe.override(*(() if name else DEFAULT_OVERRIDES), *words)
+    except ValueError as e:
+        print(f"tfimp run: {e}", file=sys.stderr)
+        return 2
+    command = "tfimp run " + " ".join(argv if argv is not None else sys.argv[2:])
+    report = run(recipe, workdir=args.workdir, smoke=args.smoke, command=command.strip())
+    print(report.markdown())
+    print(f"report folder: {report.report_dir}")
+    for line in report.errors:
+        print(f"tfimp run: stage failed: {line}", file=sys.stderr)
+    return 1 if report.errors else 0
+
+
+__all__ = ["ExportRow", "LatencyRow", "RunReport", "load_data", "main", "make_builder",
+           "make_optimizer", "metric_of", "run"]
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

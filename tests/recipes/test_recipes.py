@@ -1,0 +1,131 @@
+"""Recipes: config round trips, `key=value` overrides, bad input, and an end-to-end smoke run
+of every recipe (IMP, export, verification, profiling, report folder) on tiny data."""
+
+import json
+
+import pytest
+
+from tfimp.recipe import (
+    DataSpec,
+    ExportSpec,
+    IMPSpec,
+    ModelSpec,
+    ProfileSpec,
+    Recipe,
+    TrainSpec,
+    available,
+    load_recipe,
+)
+
+RECIPES = ("lenet_300_100", "lenet5", "resnet8", "resnet20", "ds_cnn", "mobilenet_v1_vww",
+           "transformer_text")
+
+
+def test_all_architectures_have_a_recipe():
+    assert set(RECIPES) <= set(available())
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_round_trips_through_json_config(name):
+    r = load_recipe(name)
+    assert r.name == name
+    again = Recipe.from_config(json.loads(json.dumps(r.get_config())))
+    assert again == r
+    assert again.digest() == r.digest()
+    smoke = r.smoke_recipe()
+    assert smoke.imp.rounds <= 2 and smoke.data.train_samples <= 128
+    assert smoke.digest() != r.digest()
+
+
+def test_overrides_are_typed_by_field():
+    r = load_recipe("lenet_300_100").override(
+        "rounds=3", "imp.rate=0.5", "seed=2", "threads=1,2,4", "sparse=false",
+        "target_sparsity=none", "data.offline=true", "block=4,1", "exclude=fc1",
+        "layer_rates={'classifier': 0.05}", "model.kwargs.classifier_activation=None",
+        "imp.rewind=epoch", "imp.rewind_at=1", "lr=3e-4")
+    assert (r.imp.rounds, r.imp.rate, r.seed) == (3, 0.5, 2)
+    assert r.profile.threads == (1, 2, 4)
+    assert r.export.sparse is False and r.data.offline is True
+    assert r.imp.block == (4, 1) and r.imp.exclude == ("fc1",)
+    assert r.imp.layer_rates == {"classifier": 0.05}
+    assert r.model.kwargs == {"classifier_activation": None}
+    assert r.imp.rewind_arg() == ("epoch", 1)
+    assert r.train.lr == pytest.approx(3e-4)
+    assert r.override("sparse=auto").export.sparse == "auto"
+
+
+def test_keyword_overrides_and_unchanged_original():
+    base = load_recipe("lenet5")
+    r = base.override(imp__rounds=1, seed=5)
+    assert (r.imp.rounds, r.seed) == (1, 5)
+    assert base.imp.rounds == 12 and base.seed == 0
+    assert r.digest() != base.digest()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("rate=abc", r"`imp.rate` expects a number. Received: 'abc'"),
+    ("rounds=1.5", r"`imp.rounds` expects an integer"),
+    ("imp.rat=0.2", r"Unknown recipe field `imp.rat`. Did you mean imp.rate"),
+    ("rate=1.5", r"Argument `imp.rate` must be a number in \(0, 1\). Received: imp.rate=1.5"),
+    ("kwargs=3", r"ambiguous; write one of \['model.kwargs', 'data.kwargs'\]"),
+    ("sparse=maybe", r"`export.sparse` must be True, False or 'auto'"),
+    ("rewind=epoch", r"`imp.rewind_at` must be an integer >= 0 when imp.rewind is 'step'"),
+    ("rounds", r"An override must look like key=value"),
+    ("offline=maybe", r"`data.offline` expects a bool \(true/false\) or None"),
+    ("optimizer=lion", r"`train.optimizer` must be one of"),
+    ("threads=0", r"`profile.threads` must be a positive integer"),
+    ("layer_rates=[1]", r"`imp.layer_rates` expects a dict"),
+])
+def test_bad_overrides_raise_clear_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        load_recipe("lenet_300_100").override(text)
+
+
+@pytest.mark.parametrize("spec, kwargs, message", [
+    (IMPSpec, {"rounds": -1}, "imp.rounds"),
+    (IMPSpec, {"scope": "model"}, "imp.scope"),
+    (IMPSpec, {"rewind": "none", "rewind_at": 2}, "imp.rewind_at"),
+    (IMPSpec, {"budget": -0.1}, "imp.budget"),
+    (IMPSpec, {"block": (0, 1)}, "imp.block"),
+    (TrainSpec, {"batch_size": 0}, "train.batch_size"),
+    (TrainSpec, {"lr": 0}, "train.lr"),
+    (ExportSpec, {"float32": False, "int8": False}, "nothing to export"),
+    (ProfileSpec, {"runs": 0}, "profile.runs"),
+    (DataSpec, {"name": "mnist", "train_samples": 0}, "data.train_samples"),
+    (ModelSpec, {"name": ""}, "model.name"),
+])
+def test_specs_validate_their_fields(spec, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        spec(**kwargs)
+
+
+def test_load_recipe_from_a_file(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text(
+        "from tfimp.recipe import DataSpec, ModelSpec, Recipe\n"
+        "def recipe():\n"
+        "    return Recipe('mine', ModelSpec('lenet_300_100'), DataSpec('digits'))\n")
+    assert load_recipe(path).name == "mine"
+    assert load_recipe(str(path)).model.name == "lenet_300_100"
+
+
+def test_load_recipe_errors_name_the_fix(tmp_path):
+    with pytest.raises(ValueError, match="recipes: .*lenet_300_100"):
+        load_recipe("lenet_301")
+    with pytest.raises(ValueError, match="no such file"):
+        load_recipe(tmp_path / "missing.py")
+    bad = tmp_path / "bad.py"
+    bad.write_text("def recipe():\n    return {'name': 'x'}\n")
+    with pytest.raises(ValueError, match=r"must define `def recipe\(\) -> Recipe`; got dict"):
+        load_recipe(bad)
+
+
+def test_run_command_rejects_bad_input_before_training(capsys):
+    from tfimp.runner import main
+
+    assert main(["lenet5", "imp.rat=0.3"]) == 2
+    assert "Unknown recipe field `imp.rat`" in capsys.readouterr().err
+    assert main(["no_such_recipe"]) == 2
+    assert "recipes: " in capsys.readouterr().err
+    assert main(["rounds=abc"]) == 2
+    assert "`imp.rounds` expects an integer" in capsys.readouterr().err

@@ -176,7 +176,7 @@ def prune(
             f"Argument `model` is already pruned ('{model.name}' holds PruneLowMagnitude "
             "layers). Strip it first with tfimp.strip(model), or keep training it."
         )
-    plan = _Plan(sched, scope, exclude, targets, None if block is None else tuple(block))
+    plan = _Plan(sched, scope, exclude, targets, _check_block(block))
     if not any(plan.wants(layer) for layer in _walk(model)):
         raise ValueError(
             f"Argument `model` ('{model.name}') has no prunable weights (after exclusions "
@@ -186,6 +186,19 @@ def prune(
     if one_shot:
         update_masks(pruned, step=0)
     return pruned
+
+
+def _check_block(block) -> tuple[int, ...] | None:
+    if block is None:
+        return None
+    ok = isinstance(block, (tuple, list)) and block and all(
+        isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in block)
+    if not ok:
+        raise ValueError(
+            "Argument `block` must be a tuple of positive integers over the trailing weight "
+            f"dimensions, e.g. (4, 1). Received: block={block!r}"
+        )
+    return tuple(block)
 
 
 def _is_graph_model(model) -> bool:
@@ -225,10 +238,27 @@ def _wrap_inplace(model, plan: _Plan) -> keras.Model:
                     "in a list or dict), so it cannot be wrapped in place. Make it an attribute "
                     f"or exclude it: exclude=['{layer.name}']."
                 )
-            name = attributes[id(layer)]
-            delattr(owner, name)
-            setattr(owner, name, plan.wrap(layer))
+            _replace_attribute(owner, attributes[id(layer)], layer, plan.wrap(layer))
     return model
+
+
+def _replace_attribute(owner, name: str, old, new) -> None:
+    """Sets `owner.<name> = new` in place of sub-layer `old`, keeping the layer order.
+
+    A built Keras layer locks its list of sub-layers; it is unlocked for the swap only.
+    """
+    tracker = owner._tracker
+    was_locked = tracker.locked
+    position = next(i for i, lay in enumerate(owner._layers) if lay is old)
+    tracker.unlock()
+    try:
+        tracker.untrack(old)
+        setattr(owner, name, new)
+    finally:
+        if was_locked:
+            tracker.lock()
+    owner._layers.remove(new)
+    owner._layers.insert(position, new)
 
 
 def pruned_layers(model) -> list[PruneLowMagnitude]:
@@ -250,13 +280,17 @@ def _layer_sparsity(wrapper: PruneLowMagnitude, step: int) -> float:
     return wrapper.target if final == 0 else value * wrapper.target / final
 
 
-def update_masks(model, step: int | None = None, force: bool = False) -> bool:
+def update_masks(model, step=None, force: bool = False) -> bool:
     """Recomputes the masks of `model` if its schedule prunes at `step`.
+
+    In a custom training loop, call it before each step:
+
+        tfimp.update_masks(model, step=optimizer.iterations)
 
     Args:
         model: a model returned by `tfimp.prune`.
-        step: the training step; by default the optimizer's iteration count (0 if the model
-            is not compiled).
+        step: the training step (an int, or a variable such as `optimizer.iterations`); by
+            default the iteration count of the model's compiled optimizer.
         force: recompute even if the schedule does not prune at `step`.
 
     Returns:
@@ -268,15 +302,35 @@ def update_masks(model, step: int | None = None, force: bool = False) -> bool:
             f"Argument `model` ('{getattr(model, 'name', model)}') has no pruned layers; "
             "prune it first with tfimp.prune(model, schedule)."
         )
+    return _update(wrappers, _resolve_step(model, step), force)
+
+
+def _resolve_step(model, step) -> int:
     if step is None:
-        opt = getattr(model, "optimizer", None)
-        step = int(keras.ops.convert_to_numpy(opt.iterations)) if opt is not None else 0
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is None:
+            raise ValueError(
+                f"Argument `step` is required: model '{model.name}' is not compiled, so it has "
+                "no optimizer step to follow. Pass step=optimizer.iterations (the optimizer "
+                "your training loop applies gradients with). Received: step=None"
+            )
+        step = optimizer.iterations
+    if not isinstance(step, (int, np.integer)):
+        step = keras.ops.convert_to_numpy(step)
+        if np.ndim(step) != 0 or not np.issubdtype(np.asarray(step).dtype, np.integer):
+            raise TypeError(f"Argument `step` must be an integer. Received: step={step!r}")
+    if step < 0:
+        raise ValueError(f"Argument `step` must be >= 0. Received: step={int(step)}")
+    return int(step)
+
+
+def _update(wrappers: list[PruneLowMagnitude], step: int, force: bool = False) -> bool:
     for w in wrappers:
         w.driven = True
     groups: dict[tuple, list[PruneLowMagnitude]] = {}
     for w in wrappers:
         if w.schedule is not None and (force or w.schedule.should_prune(step)):
-            key = (w.scope, schedules_lib.serialize(w.schedule).__repr__(), w.block)
+            key = (w.scope, repr(schedules_lib.serialize(w.schedule)), w.block)
             groups.setdefault(key, []).append(w)
     for (scope, _, block), members in groups.items():
         _prune_group(members, scope, block, step)
@@ -355,8 +409,7 @@ def _strip_inplace(model):
             if isinstance(value, PruneLowMagnitude):
                 inner = value.unwrap()
                 _zero_pruned(inner, value)
-                delattr(owner, name)
-                setattr(owner, name, inner)
+                _replace_attribute(owner, name, value, inner)
     return model
 
 
@@ -419,7 +472,7 @@ def sparsity_report(model: keras.Model) -> SparsityReport:
     for layer in _walk(model):
         if isinstance(layer, PruneLowMagnitude):
             inner, variables = layer.layer, layer.pruned_weights
-        elif isinstance(layer, keras.Model) or not is_prunable(layer) or any(isinstance(p, PruneLowMagnitude) for p in _parents(model, layer)):
+        elif isinstance(layer, keras.Model) or not is_prunable(layer):
             continue
         else:
             inner, variables = layer, prunable_weights(layer)
@@ -428,7 +481,3 @@ def sparsity_report(model: keras.Model) -> SparsityReport:
             rows.append(SparsityRow(inner.name, type(inner).__name__, v.path, tuple(value.shape),
                                     int(value.size), int(np.count_nonzero(value))))
     return SparsityReport(tuple(rows))
-
-
-def _parents(model, layer) -> list:
-    return [w for w in pruned_layers(model) if w.layer is layer]

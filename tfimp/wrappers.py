@@ -266,7 +266,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                 f"Layer '{self.name}' is pruned by a schedule, but nothing updates its masks "
                 "during training. Pass the callback: model.fit(..., callbacks="
                 "[tfimp.callbacks.UpdateMasks()]), or in a custom loop call "
-                "tfimp.update_masks(model) before each step. To train with fixed masks, "
+                "tfimp.update_masks(model, step=optimizer.iterations) before each step. To "
+                "train with fixed masks, "
                 "prune with schedule=None (or a float sparsity) instead."
             )
         if self.layer._call_has_training_arg:

@@ -1,0 +1,14 @@
+# Adds the model runner to a CMake project that has TFLite Micro built:
+#   set(TFLM_DIR /path/to/tflite-micro)
+#   set(TFLM_LIB ${TFLM_DIR}/gen/<target>/lib/libtensorflow-microlite.a)
+#   include(path/to/this/bundle/tflm.cmake)
+set(TFLM_DOWNLOADS ${TFLM_DIR}/tensorflow/lite/micro/tools/make/downloads)
+add_executable(model_runner
+  ${CMAKE_CURRENT_LIST_DIR}/main.cc
+  ${CMAKE_CURRENT_LIST_DIR}/model_data.cc)
+target_compile_features(model_runner PRIVATE cxx_std_17)
+target_compile_definitions(model_runner PRIVATE TF_LITE_STATIC_MEMORY)
+target_include_directories(model_runner PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR} ${TFLM_DIR}
+  ${TFLM_DOWNLOADS}/flatbuffers/include ${TFLM_DOWNLOADS}/gemmlowp)
+target_link_libraries(model_runner PRIVATE ${TFLM_LIB})

@@ -1,0 +1,94 @@
+"""`tfimp bundle` and `tfimp deploy`: build a device bundle; copy it to a board and check it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tfimp.bundle.targets import TARGETS
+
+
+def _bundle_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tfimp bundle",
+                                description="Build a checked device bundle for a .tflite model.")
+    p.add_argument("model", help="the .tflite model")
+    p.add_argument("--target", required=True, choices=sorted(TARGETS))
+    p.add_argument("--out", required=True, help="bundle folder (must be new or empty)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    p.add_argument("--board", help="micro: the board profile the model must fit")
+    p.add_argument("--labels", help="text file with one class label per line")
+    p.add_argument("--mean", type=float, nargs="+", help="preprocessing: (x - mean) / std")
+    p.add_argument("--std", type=float, nargs="+", help="preprocessing: (x - mean) / std")
+    p.add_argument("--export-report", help="JSON of the export report, to record its settings")
+    p.add_argument("--no-profile", dest="profile", action="store_false",
+                   help="skip measuring latency/memory on this machine")
+    return p
+
+
+def _one_or_tuple(values):
+    if values is None:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def bundle_main(argv: list[str] | None = None) -> int:
+    """`tfimp bundle --target android|rpi|micro MODEL.tflite --out DIR`."""
+    args = _bundle_parser().parse_args(argv)
+    from tfimp.bundle.build import build
+
+    pre = None
+    if args.mean is not None or args.std is not None:
+        pre = {"mean": _one_or_tuple(args.mean) or 0.0, "std": _one_or_tuple(args.std) or 1.0}
+    try:
+        out = build(args.model, args.target, args.out, force=args.force, board=args.board,
+                    labels=args.labels, preprocessing=pre, profile=args.profile,
+                    export_report=args.export_report)
+    except (ValueError, OSError) as e:
+        print(f"tfimp bundle: error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.target} bundle written to {out}")
+    for path in sorted(out.iterdir()):
+        print(f"  {path.name:<24}{path.stat().st_size:>12,} bytes")
+    return 0
+
+
+def _deploy_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tfimp deploy",
+                                description="Copy a bundle to a board over ssh and check it there.")
+    p.add_argument("target", choices=["rpi"], help="the bundle's device family")
+    p.add_argument("host", help="USER@HOST")
+    p.add_argument("bundle", help="the bundle folder built by `tfimp bundle --target rpi`")
+    p.add_argument("--port", type=int, default=22)
+    p.add_argument("--identity", help="ssh private key file")
+    p.add_argument("--python", default="python3", help="the board's Python (default python3)")
+    p.add_argument("--remote-dir", help="destination on the board (default tfimp/<name>)")
+    p.add_argument("--setup", action="store_true",
+                   help="create a virtualenv there and pip install the bundle's requirements")
+    p.add_argument("-o", "--ssh-option", action="append", default=[],
+                   help="extra ssh/scp -o option, e.g. StrictHostKeyChecking=accept-new")
+    p.add_argument("--json", action="store_true", help="print the check's report as JSON")
+    return p
+
+
+def deploy_main(argv: list[str] | None = None) -> int:
+    """`tfimp deploy rpi USER@HOST DIR [--port N] [--identity KEY] [--python PY]`."""
+    args = _deploy_parser().parse_args(argv)
+    from tfimp.bundle.deploy import DeployError, deploy_rpi
+
+    try:
+        result = deploy_rpi(args.host, args.bundle, port=args.port, identity=args.identity,
+                            python=args.python, remote_dir=args.remote_dir, setup=args.setup,
+                            ssh_options=args.ssh_option)
+    except (ValueError, OSError, DeployError) as e:
+        print(f"tfimp deploy: error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"host": result.host, "remote_dir": result.remote_dir,
+                          "check": result.check}))
+        return 0
+    runs = result.check["runs"]
+    print(f"deployed to {result.host}:{result.remote_dir}; sha256 verified there; "
+          f"LiteRT {result.check['runtime']} ran it on zeros ({runs['zeros']['latency_us']:.0f} us)"
+          f" and random input ({runs['random']['latency_us']:.0f} us)")
+    return 0

@@ -113,12 +113,12 @@ class _Check:
 
     @classmethod
     def build(cls, model, blob: bytes, verify, rep, config) -> _Check:
-        if verify is not None:
-            xs = [x[:64] for x in _sandbox.as_list(verify[0])]
-        elif rep is not None:
+        if rep is not None:  # calibrated modes are only faithful on the calibration range
             samples = list(itertools.islice(rep(), 64))
             xs = [np.concatenate([np.asarray(s[i]) for s in samples])
                   for i in range(len(samples[0]))]
+        elif verify is not None:
+            xs = [x[:64] for x in _sandbox.as_list(verify[0])]
         else:
             xs = _random_inputs(blob, 32)
         ref = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
@@ -194,8 +194,8 @@ def _choose(tried: list[_Try], config, sparse) -> tuple[bytes, _Try]:
             f"\n{_SPARSE_HINT} Use sparse='auto' (keeps the smaller file that runs correctly), "
             "sparse=False, or another quantization."
         )
-    raise ValueError(f"The converted model (quantization='{config.name}') does not run in the "
-                     f"default LiteRT interpreter: {error}")
+    raise ValueError(f"The converted model (quantization='{config.name}') does not run "
+                     f"correctly in the default LiteRT interpreter: {error}")
 
 
 def convert_bytes(model, config: quant_lib.Quantization, sparse: bool, rep=None) -> bytes:

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import keras
 
-from tfimp.prune import pruned_layers, sparsity_report, update_masks
+from tfimp.prune import _update, pruned_layers, sparsity_report
 
 __all__ = ["SparsityLogger", "UpdateMasks"]
 
 
 class UpdateMasks(keras.callbacks.Callback):
-    """Recomputes masks before each training batch whose step the schedule prunes at.
+    """Recomputes masks before each training batch at or after a pruning step.
 
     The step is the optimizer's iteration count, so a resumed run (a model saved as
-    `.keras` and loaded back) continues the schedule where it stopped.
+    `.keras` and loaded back) continues the schedule where it stopped. It is read once per
+    epoch and advanced by the batch index in between, which keeps the per-batch cost to a
+    few Python comparisons.
     """
 
     def on_train_begin(self, logs=None):
@@ -31,13 +33,16 @@ class UpdateMasks(keras.callbacks.Callback):
             )
         for w in self._wrappers:
             w.driven = True
+            w.last_pruned_step(refresh=True)
         # A train function traced before (e.g. by a fit that failed for lack of this
         # callback) must not be reused.
         self.model.make_train_function(force=True)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
     def on_train_batch_begin(self, batch, logs=None):
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        update_masks(self.model, step=step)
+        _update(self._wrappers, self._epoch_start + batch)
 
     def on_train_end(self, logs=None):
         for w in self._wrappers:
@@ -77,12 +82,19 @@ class SparsityLogger(keras.callbacks.Callback):
             print(sparsity_report(self.model))
 
     def _write_scalars(self, entry: dict, epoch: int) -> None:
+        # tf.summary.scalar needs the tensorboard package; writing the same scalar record
+        # (float32 tensor, "scalars" plugin) directly keeps TensorBoard an optional viewer.
         import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
 
         if not hasattr(self, "_writer"):
             self._writer = tf.summary.create_file_writer(self.log_dir)
+        metadata = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+        )
         with self._writer.as_default(step=epoch):
             for name, value in entry.items():
                 if name != "epoch":
-                    tf.summary.scalar(f"sparsity/{name}", value)
+                    tf.summary.write(f"sparsity/{name}", tf.constant(value, tf.float32),
+                                     metadata=metadata)
         self._writer.flush()

@@ -302,6 +302,8 @@ def update_masks(model, step=None, force: bool = False) -> bool:
             f"Argument `model` ('{getattr(model, 'name', model)}') has no pruned layers; "
             "prune it first with tfimp.prune(model, schedule)."
         )
+    for w in wrappers:
+        w.last_pruned_step(refresh=True)
     return _update(wrappers, _resolve_step(model, step), force)
 
 
@@ -325,15 +327,23 @@ def _resolve_step(model, step) -> int:
 
 
 def _update(wrappers: list[PruneLowMagnitude], step: int, force: bool = False) -> bool:
-    for w in wrappers:
-        w.driven = True
+    """Prunes each wrapper whose schedule had a pruning step since its last update.
+
+    Catching up (rather than pruning only when `should_prune(step)`) keeps the schedule when
+    updates run every few steps, as with `steps_per_execution > 1`.
+    """
     groups: dict[tuple, list[PruneLowMagnitude]] = {}
     for w in wrappers:
-        if w.schedule is not None and (force or w.schedule.should_prune(step)):
-            key = (w.scope, repr(schedules_lib.serialize(w.schedule)), w.block)
-            groups.setdefault(key, []).append(w)
-    for (scope, _, block), members in groups.items():
-        _prune_group(members, scope, block, step)
+        w.driven = True
+        if w.schedule is None:
+            continue
+        due = step if force else w.schedule.latest_pruning_step(step)
+        if due is None or (not force and due <= w.last_pruned_step()):
+            continue
+        key = (w.scope, repr(schedules_lib.serialize(w.schedule)), w.block, due)
+        groups.setdefault(key, []).append(w)
+    for (scope, _, block, due), members in groups.items():
+        _prune_group(members, scope, block, due)
     return bool(groups)
 
 

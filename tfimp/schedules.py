@@ -79,6 +79,15 @@ class PruningSchedule:
         """The last step at which the schedule prunes, or None if it prunes forever."""
         raise NotImplementedError(f"{type(self).__name__} must override `last_step()`.")
 
+    def latest_pruning_step(self, step: int) -> int | None:
+        """The last step <= `step` at which the schedule prunes, or None.
+
+        Mask updates that run only every few steps (e.g. with `steps_per_execution`) use it to
+        catch up on a pruning step they did not see. Subclasses may override it; this
+        default only looks at `step` itself.
+        """
+        return step if self.should_prune(step) else None
+
     def end_sparsity(self) -> float:
         """The sparsity the schedule ends at."""
         return self.sparsity(self.last_step() or 0)
@@ -93,6 +102,13 @@ class PruningSchedule:
     @classmethod
     def from_config(cls, config: dict) -> PruningSchedule:
         return cls(**config)
+
+
+def _latest_turn(step: int, begin_step: int, end_step: int, frequency: int) -> int | None:
+    if step < begin_step:
+        return None
+    last = step if end_step < 0 else min(step, end_step)
+    return begin_step + (last - begin_step) // frequency * frequency
 
 
 def _in_range_and_turn(step: int, begin_step: int, end_step: int, frequency: int) -> bool:
@@ -123,6 +139,9 @@ class ConstantSparsity(PruningSchedule):
 
     def should_prune(self, step: int) -> bool:
         return _in_range_and_turn(step, self.begin_step, self.end_step, self.frequency)
+
+    def latest_pruning_step(self, step: int) -> int | None:
+        return _latest_turn(step, self.begin_step, self.end_step, self.frequency)
 
     def sparsity(self, step: int) -> float:
         return float(self.target_sparsity)
@@ -172,6 +191,9 @@ class PolynomialDecay(PruningSchedule):
     def should_prune(self, step: int) -> bool:
         return _in_range_and_turn(step, self.begin_step, self.end_step, self.frequency)
 
+    def latest_pruning_step(self, step: int) -> int | None:
+        return _latest_turn(step, self.begin_step, self.end_step, self.frequency)
+
     def sparsity(self, step: int) -> float:
         p = (step - self.begin_step) / (self.end_step - self.begin_step)
         p = min(1.0, max(0.0, p))
@@ -200,6 +222,9 @@ class OneShot(PruningSchedule):
 
     def should_prune(self, step: int) -> bool:
         return step == self.step
+
+    def latest_pruning_step(self, step: int) -> int | None:
+        return self.step if step >= self.step else None
 
     def sparsity(self, step: int) -> float:
         return float(self.target_sparsity)

@@ -198,6 +198,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         self.masks = []
         self.driven = False
         self._base_constraints = []
+        self._pruned_at = None  # Python copy of `pruning_step`, so callbacks need no read
 
     def build(self, input_shape=None):
         if not self.layer.built:
@@ -249,6 +250,13 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             w.assign(w * keras.ops.cast(m, w.dtype))
         if step is not None:
             self.pruning_step.assign(int(step))
+            self._pruned_at = int(step)
+
+    def last_pruned_step(self, refresh: bool = False) -> int:
+        """The step of the last scheduled mask update; -1 before the first."""
+        if refresh or self._pruned_at is None:
+            self._pruned_at = _read_int(self.pruning_step)
+        return self._pruned_at
 
     def get_masks(self) -> list[np.ndarray]:
         return [keras.ops.convert_to_numpy(m) for m in self.masks]
@@ -258,7 +266,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         if self.schedule is None:
             return False
         last = self.schedule.last_step()
-        return last is None or _read_int(self.pruning_step) < last
+        return last is None or self.last_pruned_step(refresh=True) < last
 
     def call(self, inputs, *args, training=None, **kwargs):
         if training and not self.driven and self.schedule_pending():

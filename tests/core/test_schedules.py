@@ -75,6 +75,18 @@ def test_last_step_is_the_last_pruning_step(schedule, last):
     assert not any(schedule.should_prune(t) for t in range(last + 1, last + 500))
 
 
+@pytest.mark.parametrize("schedule", [
+    ConstantSparsity(0.5, begin_step=3, end_step=50, frequency=7),
+    ConstantSparsity(0.5, begin_step=4, end_step=-1, frequency=10),
+    PolynomialDecay(0.0, 0.5, begin_step=5, end_step=100, frequency=30),
+    OneShot(0.3, step=12),
+])
+def test_latest_pruning_step_is_the_last_turn_so_far(schedule):
+    for step in STEPS:
+        turns = [t for t in range(step + 1) if schedule.should_prune(t)]
+        assert schedule.latest_pruning_step(step) == (turns[-1] if turns else None)
+
+
 def test_one_shot_prunes_once():
     s = OneShot(0.4, step=5)
     assert [t for t in STEPS if s.should_prune(t)] == [5]

@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 # `prune` and `imp` are both a module and the function users call; importing the functions
 # eagerly keeps `tfimp.prune(...)` the function after `tfimp.prune` (the module) is loaded.
 from tfimp.prune import prune
+from tfimp.imp import imp
 
 _LAZY = {
     # name: (module, attribute or None for the module itself)
@@ -25,8 +26,7 @@ _LAZY = {
     "PolynomialDecay": ("tfimp.schedules", "PolynomialDecay"),
     "OneShot": ("tfimp.schedules", "OneShot"),
     "PruneLowMagnitude": ("tfimp.wrappers", "PruneLowMagnitude"),
-    "imp": ("tfimp.imp", "imp"),
-    "sensitivity": ("tfimp.imp", "sensitivity"),
+    "sensitivity": ("tfimp.sensitivity", "sensitivity"),
 }
 _SUBMODULES = ("bundle", "callbacks", "cli", "data", "export", "masks", "models", "profile",
                "schedules", "wrappers")

@@ -1,0 +1,655 @@
+"""Iterative Magnitude Pruning: train, prune a fraction of what remains, rewind, retrain.
+
+Example:
+
+    def build():
+        model = tfimp.models.lenet_300_100()
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    result = tfimp.imp(build, (x, y), (x_val, y_val), rounds=8, rate=0.2,
+                       epochs_per_round=5, rewind="init", scope="global", workdir="runs/lenet")
+    best = result.best(budget=0.01)     # sparsest round within 1 point of the dense model
+
+Round 0 trains the dense model. Round r >= 1 computes masks from the weights trained in round
+r-1 (so the density is `(1 - rate) ** r`), sets the weights to the rewind point, and retrains
+with fixed masks and a fresh optimizer. The run folder makes it resumable after a kill.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import keras
+import numpy as np
+
+from tfimp import masks as masks_lib
+from tfimp import schedules as schedules_lib
+from tfimp.imp_report import RoundPrinter, write_history, write_plots
+from tfimp.prune import _matches, pruned_layers, sparsity_report, strip
+from tfimp.prune import prune as prune_model
+from tfimp.runs import RunDir, pack, unpack
+
+__all__ = ["imp", "IMPResult", "REWIND_MODES"]
+
+REWIND_MODES = ("init", "none", "lr", "step", "epoch")
+
+
+# ---------------------------------------------------------------------------- config
+@dataclasses.dataclass(frozen=True)
+class _Config:
+    rounds: int
+    rate: float
+    budget: float | None
+    epochs_per_round: int
+    dense_epochs: int
+    steps_per_round: int | None
+    batch_size: int
+    rewind: str
+    rewind_point: int
+    scope: str
+    exclude: tuple
+    layer_rates: tuple
+    block: tuple | None
+    metric: str
+    seed: int
+    sensitivity_budget: float | None
+
+
+def _parse_rewind(rewind) -> tuple[str, int]:
+    if isinstance(rewind, str) and rewind in ("init", "none", "lr"):
+        return rewind, 0
+    if (isinstance(rewind, (tuple, list)) and len(rewind) == 2 and rewind[0] in ("step", "epoch")
+            and isinstance(rewind[1], int) and not isinstance(rewind[1], bool) and rewind[1] >= 0):
+        return rewind[0], int(rewind[1])
+    raise ValueError(
+        "Argument `rewind` must be 'init' (lottery ticket), 'none' (fine-tune), 'lr' "
+        "(learning-rate rewinding), ('step', k) or ('epoch', k) with k >= 0. "
+        f"Received: rewind={rewind!r}"
+    )
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"Argument `{name}` must be a positive integer. Received: {name}={value!r}")
+    return value
+
+
+def _fraction(name: str, value, allow_zero: bool = False) -> float:
+    low_ok = (value >= 0.0) if allow_zero else (value > 0.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low_ok and value < 1):
+        bound = "[0, 1)" if allow_zero else "(0, 1)"
+        raise ValueError(f"Argument `{name}` must be a float in {bound}. Received: {name}={value!r}")
+    return float(value)
+
+
+def _rounds(rounds, rate, target_sparsity) -> int:
+    if rounds is None and target_sparsity is None:
+        raise ValueError(
+            "Give the number of rounds or a target: tfimp.imp(..., rounds=8) or "
+            "tfimp.imp(..., target_sparsity=0.95). Received: rounds=None, target_sparsity=None"
+        )
+    limits = []
+    if rounds is not None:
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+            raise ValueError(f"Argument `rounds` must be an integer >= 0. Received: rounds={rounds!r}")
+        limits.append(rounds)
+    if target_sparsity is not None:
+        _fraction("target_sparsity", target_sparsity)
+        limits.append(schedules_lib.rounds_to_reach(rate, target_sparsity))
+    return min(limits)
+
+
+# ---------------------------------------------------------------------------- data
+@dataclasses.dataclass
+class _Data:
+    x: Any
+    y: Any
+    size: int | None
+
+    def batches(self, batch_size: int) -> int | None:
+        return None if self.size is None else math.ceil(self.size / batch_size)
+
+
+def _data(name: str, data) -> _Data:
+    import tensorflow as tf
+
+    if isinstance(data, tf.data.Dataset):
+        card = int(data.cardinality())
+        if card == 0 or next(iter(data.take(1)), None) is None:
+            raise ValueError(f"Argument `{name}` is an empty dataset. Received: {name}={data!r}")
+        return _Data(data, None, None)
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise TypeError(
+            f"Argument `{name}` must be a tuple (x, y) of arrays or a batched tf.data.Dataset "
+            f"of (x, y). Received: {name}={type(data).__name__}"
+        )
+    x, y = data
+    n = len(x) if not isinstance(x, dict) else len(next(iter(x.values())))
+    if n == 0:
+        raise ValueError(f"Argument `{name}` holds no samples. Received: {name} with len(x)=0")
+    if len(y) != n:
+        raise ValueError(f"Argument `{name}` has {n} inputs but {len(y)} labels.")
+    return _Data(x, y, n)
+
+
+def _fingerprint(d: _Data) -> str:
+    if d.size is None:
+        return "tf.data"
+    from tfimp.runs import config_hash
+
+    x = np.asarray(d.x)
+    y = np.asarray(d.y)
+    return config_hash({"shape": list(x.shape), "x": float(x.astype("float64").sum()),
+                        "y": float(y.astype("float64").sum()), "n": d.size})
+
+
+# ---------------------------------------------------------------------------- models
+def _build(build_model: Callable[[], keras.Model], reference: keras.Model | None) -> keras.Model:
+    model = build_model()
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "Argument `build_model` must return a compiled Keras 3 model. Received an object of "
+            f"type {type(model).__name__}."
+        )
+    if not getattr(model, "compiled", False) or model.optimizer is None:
+        raise ValueError(
+            "Argument `build_model` must return a *compiled* model (call model.compile(optimizer,"
+            f" loss, metrics) inside it). Model '{model.name}' is not compiled."
+        )
+    if not model.built:
+        raise ValueError(f"Argument `build_model` returned an unbuilt model '{model.name}'; "
+                         "give it a keras.Input(shape=...).")
+    if reference is not None:
+        got = [tuple(w.shape) for w in model.weights]
+        want = [tuple(w.shape) for w in reference.weights]
+        if got != want:
+            raise ValueError(
+                "Argument `build_model` returned a different architecture on a second call "
+                f"(weight shapes {got[:4]}... vs {want[:4]}...). It must build the same model "
+                "each time."
+            )
+    return model
+
+
+def _compile_like(pruned: keras.Model, model: keras.Model, lr_override: float | None) -> None:
+    config = model.get_compile_config()
+    if lr_override is not None:
+        opt = dict(config["optimizer"])
+        opt["config"] = dict(opt["config"], learning_rate=lr_override)
+        config = dict(config, optimizer=opt)
+    pruned.compile_from_config(config)
+
+
+def _final_lr(model: keras.Model, steps: int) -> float | None:
+    lr = model.optimizer._learning_rate
+    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+        return float(keras.ops.convert_to_numpy(lr(steps)))
+    return None
+
+
+def _masks_list(pruned) -> list[np.ndarray]:
+    return [m for w in pruned_layers(pruned) for m in w.get_masks()]
+
+
+def _set_masks_list(pruned, masks: Sequence[np.ndarray]) -> None:
+    i = 0
+    for w in pruned_layers(pruned):
+        n = len(w.masks)
+        w.assign_masks(list(masks[i:i + n]))
+        i += n
+
+
+# ---------------------------------------------------------------------------- result
+@dataclasses.dataclass
+class IMPResult:
+    """What an IMP run produced: the per-round history and access to each round's model."""
+
+    history: list[dict]
+    metric: str
+    dense_metric: float
+    workdir: Any
+    _build: Callable = dataclasses.field(repr=False, default=None)
+    _run: RunDir = dataclasses.field(repr=False, default=None)
+    budget: float | None = None
+
+    def _drop(self, row: dict) -> float:
+        sign = -1.0 if "loss" in self.metric else 1.0
+        return sign * (self.dense_metric - row[f"val_{self.metric}"])
+
+    def best_round(self, budget: float | None = None) -> dict:
+        """The sparsest round whose metric is within `budget` of the dense model's."""
+        budget = self.budget if budget is None else budget
+        budget = 0.0 if budget is None else _fraction("budget", budget, allow_zero=True)
+        ok = [row for row in self.history if self._drop(row) <= budget + 1e-12]
+        return max(ok, key=lambda row: row["sparsity"])
+
+    def model(self, round_index: int) -> keras.Model:
+        """The stripped model at the end of round `round_index`."""
+        data = self._run.load_arrays(f"round_{round_index:02d}.npz")
+        model = self._build()
+        model.set_weights(unpack("w", data))
+        return model
+
+    def best(self, budget: float | None = None) -> keras.Model:
+        """The sparsest round's model within `budget`, stripped (a plain Keras model)."""
+        return self.model(self.best_round(budget)["round"])
+
+    @property
+    def final(self) -> keras.Model:
+        return self.model(self.history[-1]["round"])
+
+
+# ---------------------------------------------------------------------------- the driver
+def imp(
+    build_model: Callable[[], keras.Model],
+    train_data,
+    val_data,
+    *,
+    rounds: int | None = None,
+    rate: float = 0.2,
+    target_sparsity: float | None = None,
+    budget: float | None = None,
+    epochs_per_round: int = 1,
+    dense_epochs: int | None = None,
+    steps_per_round: int | None = None,
+    batch_size: int = 32,
+    rewind="init",
+    scope: str = "global",
+    exclude: Sequence = (),
+    layer_rates: Mapping[str, float] | None = None,
+    block: tuple[int, ...] | None = None,
+    metric: str = "accuracy",
+    sensitivity_budget: float | None = None,
+    initial_model: keras.Model | None = None,
+    workdir=None,
+    seed: int = 0,
+    verbose: int = 1,
+) -> IMPResult:
+    """Runs Iterative Magnitude Pruning and returns the per-round history.
+
+    Args:
+        build_model: returns a fresh, compiled Keras 3 model (the same architecture each call).
+        train_data: `(x, y)` arrays or a batched `tf.data.Dataset` of `(x, y)`.
+        val_data: the same for validation; its metric decides the budget.
+        rounds: pruning rounds after the dense round 0.
+        rate: fraction of the *remaining* weights pruned each round.
+        target_sparsity: stop after the round that reaches this sparsity.
+        budget: stop after the first round whose metric is more than `budget` (absolute, e.g.
+            0.01 = one point of accuracy) below the dense model's.
+        epochs_per_round: retraining epochs per round (round 0: `dense_epochs`, same default).
+        steps_per_round: retrain for this many steps instead of epochs.
+        batch_size: batch size for array data.
+        rewind: 'init' (to the initial weights: lottery ticket), ('step', k) or ('epoch', k)
+            (to the weights after k steps/epochs of round 0), 'lr' (keep the weights, replay the
+            learning-rate schedule), 'none' (keep the weights, fine-tune at the final rate).
+        scope: 'global' ranks all prunable tensors together, 'layer' each alone.
+        exclude: layer names, patterns or classes never pruned.
+        layer_rates: per-layer rates (e.g. the output layer at half the rate).
+        block: prune blocks of this shape (e.g. (4, 1) for TFLite's 1x4 sparse kernels).
+        metric: the compiled metric compared against the budget ('loss' metrics: lower is better).
+        sensitivity_budget: derive per-layer rates from a sensitivity analysis of the dense model
+            so each layer ends where pruning it alone costs at most this much.
+        initial_model: start from this trained model instead of training round 0.
+        workdir: parent folder for the run folder `imp-<config hash>`; resumes if it exists.
+        seed: seed of initialization, shuffling and dropout.
+        verbose: 0 silent, 1 round table and Keras progress, 2 Keras progress per epoch only.
+    """
+    import tempfile
+
+    train, val = _data("train_data", train_data), _data("val_data", val_data)
+    rate = _fraction("rate", rate)
+    n_rounds = _rounds(rounds, rate, target_sparsity)
+    masks_lib.get(scope)
+    kind, point = _parse_rewind(rewind)
+    layer_rates = dict(layer_rates or {})
+    for name, r in layer_rates.items():
+        _fraction(f"layer_rates[{name!r}]", r)
+    cfg = _Config(
+        rounds=n_rounds, rate=rate,
+        budget=None if budget is None else _fraction("budget", budget, allow_zero=True),
+        epochs_per_round=_positive_int("epochs_per_round", epochs_per_round),
+        dense_epochs=_positive_int("dense_epochs", dense_epochs or epochs_per_round),
+        steps_per_round=None if steps_per_round is None else _positive_int(
+            "steps_per_round", steps_per_round),
+        batch_size=_positive_int("batch_size", batch_size), rewind=kind, rewind_point=point,
+        scope=scope, exclude=tuple(str(e) if not isinstance(e, type) else e.__name__
+                                   for e in exclude),
+        layer_rates=tuple(sorted(layer_rates.items())),
+        block=None if block is None else tuple(block), metric=metric, seed=int(seed),
+        sensitivity_budget=None if sensitivity_budget is None else _fraction(
+            "sensitivity_budget", sensitivity_budget),
+    )
+    keras.utils.set_random_seed(cfg.seed)
+    reference = _build(build_model, None)
+    _check_rewind_point(cfg, train)
+    _check_selectors(reference, exclude, layer_rates)
+    _check_metric(reference, metric, val, cfg.batch_size)
+    config = dict(dataclasses.asdict(cfg), builder=_qualname(build_model),
+                  train=_fingerprint(train), val=_fingerprint(val),
+                  weights=[list(w.shape) for w in reference.weights],
+                  initial_model=None if initial_model is None else initial_model.name)
+    run = RunDir(workdir or tempfile.mkdtemp(prefix="tfimp-imp-"), config)
+    driver = _Driver(build_model, reference, train, val, cfg, run, exclude, layer_rates,
+                     initial_model, verbose)
+    return driver.run()
+
+
+def _qualname(fn) -> str:
+    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+def _check_rewind_point(cfg: _Config, train: _Data) -> None:
+    if cfg.rewind not in ("step", "epoch"):
+        return
+    if cfg.rewind == "epoch":
+        limit = cfg.dense_epochs
+    elif cfg.steps_per_round is not None:
+        limit = cfg.steps_per_round
+    else:
+        batches = train.batches(cfg.batch_size)
+        limit = None if batches is None else batches * cfg.dense_epochs
+    if limit is not None and cfg.rewind_point > limit:
+        raise ValueError(
+            f"Argument `rewind` points at {cfg.rewind} {cfg.rewind_point}, beyond round 0's "
+            f"training length ({limit} {cfg.rewind}s). Received: rewind=('{cfg.rewind}', "
+            f"{cfg.rewind_point})"
+        )
+
+
+def _check_selectors(model, exclude, layer_rates) -> None:
+    from tfimp.prune import _check_selectors as check
+
+    check(model, tuple(exclude), "exclude")
+    check(model, tuple(layer_rates), "layer_rates")
+
+
+def _check_metric(model, metric: str, val: _Data, batch_size: int) -> None:
+    if val.size is None:
+        names = model.evaluate(val.x, steps=1, verbose=0, return_dict=True)
+    else:
+        n = min(val.size, batch_size)
+        names = model.evaluate(_take(val.x, np.arange(n)), _take(val.y, np.arange(n)),
+                               verbose=0, return_dict=True)
+    if metric not in names:
+        raise ValueError(
+            f"Argument `metric` must name a metric the model evaluates. Received: "
+            f"metric={metric!r}; the model reports {sorted(names)}."
+        )
+
+
+class _Driver:
+    """Holds one run's state between rounds; `run()` resumes from the run folder."""
+
+    def __init__(self, build_model, reference, train, val, cfg, run, exclude, layer_rates,
+                 initial_model, verbose):
+        self.build_model, self.reference = build_model, reference
+        self.train, self.val, self.cfg, self.run_dir = train, val, cfg, run
+        self.exclude, self.layer_rates = tuple(exclude), dict(layer_rates)
+        self.initial_model, self.verbose = initial_model, verbose
+        self.printer = RoundPrinter(cfg.metric, cfg.rounds, verbose)
+
+    # --- bookkeeping
+    def run(self) -> IMPResult:
+        manifest = self.run_dir.open() or {"history": [], "round": -1, "epoch": 0,
+                                           "dense_metric": None, "layer_rates": None}
+        self.manifest = manifest
+        if manifest["layer_rates"] is not None:
+            self.layer_rates = dict(manifest["layer_rates"])
+        if self.verbose and manifest["history"]:
+            print(f"Resuming run {self.run_dir.path} after round {manifest['round']}.")
+        self.printer.replay(manifest["history"], manifest["dense_metric"])
+        while not manifest.get("done"):
+            r = manifest["round"] + 1
+            row = self._round(r)
+            manifest["history"].append(row)
+            manifest.update(round=r, epoch=0)
+            if r == 0:
+                manifest["dense_metric"] = row[f"val_{self.cfg.metric}"]
+                manifest["layer_rates"] = self._sensitivity_rates()
+                self.layer_rates = dict(manifest["layer_rates"])
+            self.printer.row(row, manifest["dense_metric"])
+            manifest["done"] = self._stop(manifest)
+            self.run_dir.write_manifest(manifest)
+            self.run_dir.remove("state.npz")
+        result = IMPResult(manifest["history"], self.cfg.metric, manifest["dense_metric"],
+                           self.run_dir.path, self.build_model, self.run_dir, self.cfg.budget)
+        self._finish(result)
+        return result
+
+    def _stop(self, manifest) -> bool:
+        row = manifest["history"][-1]
+        if row["round"] >= self.cfg.rounds:
+            return True
+        if self.cfg.budget is not None and row["round"] > 0:
+            result = IMPResult(manifest["history"], self.cfg.metric, manifest["dense_metric"],
+                               None, budget=self.cfg.budget)
+            if result._drop(row) > self.cfg.budget:
+                if self.verbose:
+                    print(f"Stopping: round {row['round']} is more than {self.cfg.budget} below "
+                          "the dense model.")
+                return True
+        return False
+
+    def _finish(self, result: IMPResult) -> None:
+        write_history(self.run_dir.path, result.history)
+        if self.verbose:
+            best = result.best_round()
+            print(f"\nBest round within budget {self.cfg.budget or 0.0}: round {best['round']}, "
+                  f"sparsity {best['sparsity']:.2%}, val_{self.cfg.metric} "
+                  f"{best[f'val_{self.cfg.metric}']:.4f} (dense {result.dense_metric:.4f})")
+            print(sparsity_report(result.model(best["round"])))
+        write_plots(self.run_dir.path, result.history, self.cfg.metric, result.dense_metric)
+
+    # --- one round
+    def _round(self, r: int) -> dict:
+        start = time.perf_counter()
+        keras.utils.set_random_seed(self.cfg.seed * 7_919 + r)
+        model = _build(self.build_model, self.reference)
+        if r == 0:
+            pruned, epochs = self._dense_round(model)
+        else:
+            pruned, epochs = self._pruned_round(model, r)
+        plain_weights = strip(pruned).get_weights() if pruned is not model else model.get_weights()
+        metrics = model_metrics(pruned, self.val, self.cfg.batch_size)
+        masks = _masks_list(pruned) if pruned is not model else []
+        self.run_dir.save_arrays(f"round_{r:02d}.npz", {**pack("w", plain_weights),
+                                                         **pack("m", masks)})
+        report = sparsity_report(pruned)
+        row = {"round": r, "sparsity": report.sparsity, "remaining": report.nonzeros,
+               "prunable": report.params, "epochs": epochs,
+               "seconds": round(time.perf_counter() - start, 3)}
+        row.update({f"val_{k}": float(v) for k, v in metrics.items()})
+        names = self._weight_names()
+        row["layers"] = {names[i]: x.sparsity for i, x in enumerate(report.rows)}
+        if f"val_{self.cfg.metric}" not in row:
+            raise ValueError(f"Argument `metric`={self.cfg.metric!r} is not among the evaluated "
+                             f"metrics {sorted(metrics)}.")
+        return row
+
+    def _weight_names(self) -> list[str]:
+        """Names of the prunable weights as the first built model names them (stable)."""
+        if not hasattr(self, "_names"):
+            self._names = [f"{r.layer}/{r.weight.rsplit('/', 1)[-1]}"
+                           for r in sparsity_report(self.reference).rows]
+        return self._names
+
+    def _dense_round(self, model):
+        if not self.run_dir.has("init.npz"):
+            self.run_dir.save_arrays("init.npz", pack("w", model.get_weights()))
+        if self.initial_model is not None:
+            model.set_weights(self.initial_model.get_weights())
+            return model, 0
+        model.set_weights(unpack("w", self.run_dir.load_arrays("init.npz")))
+        snapshot = _RewindSnapshot(self.cfg, self.run_dir)
+        self._train(model, 0, self.cfg.dense_epochs, [snapshot])
+        return model, self.cfg.dense_epochs
+
+    def _pruned_round(self, model, r: int):
+        previous = self.run_dir.load_arrays(f"round_{r - 1:02d}.npz")
+        model.set_weights(unpack("w", previous))
+        pruned = prune_model(model, None, scope=self.cfg.scope, exclude=self.exclude,
+                             block=self.cfg.block)
+        old = unpack("m", previous)
+        if old:
+            _set_masks_list(pruned, old)
+        masks = self._next_masks(pruned, r)
+        source = self._rewind_weights(previous)
+        fresh = _build(self.build_model, self.reference)
+        fresh.set_weights(source)
+        pruned = prune_model(fresh, None, scope=self.cfg.scope, exclude=self.exclude,
+                             block=self.cfg.block)
+        _set_masks_list(pruned, masks)
+        lr = _final_lr(model, self._round_steps()) if self.cfg.rewind == "none" else None
+        _compile_like(pruned, fresh, lr)
+        epochs = self.cfg.epochs_per_round
+        self._train(pruned, r, epochs, [])
+        return pruned, epochs
+
+    def _rewind_weights(self, previous) -> list[np.ndarray]:
+        if self.cfg.rewind == "init":
+            return unpack("w", self.run_dir.load_arrays("init.npz"))
+        if self.cfg.rewind in ("step", "epoch"):
+            return unpack("w", self.run_dir.load_arrays("rewind.npz"))
+        return unpack("w", previous)
+
+    def _round_steps(self) -> int:
+        if self.cfg.steps_per_round is not None:
+            return self.cfg.steps_per_round
+        return (self.train.batches(self.cfg.batch_size) or 1) * self.cfg.epochs_per_round
+
+    def _next_masks(self, pruned, r: int) -> list[np.ndarray]:
+        sparsity = schedules_lib.geometric_sparsity(self.cfg.rate, r)
+        names, weights, old, targets = [], {}, {}, {}
+        for w in pruned_layers(pruned):
+            rate = self._layer_rate(w.layer)
+            for name, var, mask in zip(w.weight_names(), w.pruned_weights, w.get_masks()):
+                names.append(name)
+                weights[name] = keras.ops.convert_to_numpy(var)
+                old[name] = mask
+                if rate is not None:
+                    targets[name] = schedules_lib.geometric_sparsity(rate, r)
+        new = masks_lib.get(self.cfg.scope)(weights, sparsity, old, targets, self.cfg.block)
+        return [new[n] for n in names]
+
+    def _layer_rate(self, layer) -> float | None:
+        hits = [rate for sel, rate in self.layer_rates.items() if _matches(layer, sel)]
+        return hits[-1] if hits else None
+
+    def _sensitivity_rates(self) -> dict:
+        if self.cfg.sensitivity_budget is None:
+            return dict(self.layer_rates)
+        from tfimp.sensitivity import sensitivity
+
+        model = self._round_model(0)
+        report = sensitivity(model, (self.val.x, self.val.y) if self.val.size else self.val.x,
+                             metric=self.cfg.metric, exclude=self.exclude,
+                             batch_size=self.cfg.batch_size, verbose=self.verbose)
+        if self.verbose:
+            print(report)
+        rates = dict(self.layer_rates)
+        for name, target in report.targets(self.cfg.sensitivity_budget).items():
+            if name not in rates and self.cfg.rounds > 0:
+                rates[name] = 1.0 - (1.0 - target) ** (1.0 / self.cfg.rounds) if target else 1e-9
+        return rates
+
+    def _round_model(self, r: int) -> keras.Model:
+        model = _build(self.build_model, self.reference)
+        model.set_weights(unpack("w", self.run_dir.load_arrays(f"round_{r:02d}.npz")))
+        return model
+
+    # --- training with epoch checkpoints
+    def _train(self, model, r: int, epochs: int, callbacks: list) -> None:
+        start_epoch = self._restore_state(model, r)
+        for epoch in range(start_epoch, epochs):
+            keras.utils.set_random_seed(self.cfg.seed * 100_003 + r * 1_009 + epoch)
+            fit_kwargs = self._fit_data(r, epoch)
+            model.fit(**fit_kwargs, initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks,
+                      verbose=1 if self.verbose else 0)
+            self._save_state(model, r, epoch + 1)
+
+    def _fit_data(self, r: int, epoch: int) -> dict:
+        if self.train.size is None:
+            kw = {"x": self.train.x}
+        else:
+            order = np.random.default_rng([self.cfg.seed, r, epoch]).permutation(self.train.size)
+            kw = {"x": _take(self.train.x, order), "y": _take(self.train.y, order),
+                  "batch_size": self.cfg.batch_size, "shuffle": False}
+        if self.cfg.steps_per_round is not None:
+            import tensorflow as tf
+
+            ds = kw["x"] if "y" not in kw else tf.data.Dataset.from_tensor_slices(
+                (kw["x"], kw["y"])).batch(self.cfg.batch_size)
+            kw = {"x": ds.repeat(), "steps_per_epoch": self.cfg.steps_per_round}
+        return kw
+
+    def _save_state(self, model, r: int, epochs_done: int) -> None:
+        # All variables, not only weights: dropout seed states make resumed runs identical.
+        arrays = {**pack("w", [keras.ops.convert_to_numpy(v) for v in model.variables]),
+                  **pack("o", [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables])}
+        self.run_dir.save_arrays("state.npz", arrays)
+        self.manifest.update(epoch=epochs_done, epoch_round=r)
+        self.run_dir.write_manifest(self.manifest)
+
+    def _restore_state(self, model, r: int) -> int:
+        m = self.manifest
+        if m.get("epoch_round") != r or not m.get("epoch") or not self.run_dir.has("state.npz"):
+            return 0
+        state = self.run_dir.load_arrays("state.npz")
+        for var, value in zip(model.variables, unpack("w", state)):
+            var.assign(value)
+        model.optimizer.build(model.trainable_variables)
+        for var, value in zip(model.optimizer.variables, unpack("o", state)):
+            var.assign(value)
+        if self.verbose:
+            print(f"Resuming round {r} after epoch {m['epoch']}.")
+        return int(m["epoch"])
+
+
+def _take(x, order):
+    if isinstance(x, dict):
+        return {k: np.asarray(v)[order] for k, v in x.items()}
+    return np.asarray(x)[order]
+
+
+def model_metrics(model, data: _Data, batch_size: int) -> dict:
+    """`model.evaluate` as a dict of floats."""
+    if data.size is None:
+        out = model.evaluate(data.x, verbose=0, return_dict=True)
+    else:
+        out = model.evaluate(data.x, data.y, batch_size=batch_size, verbose=0, return_dict=True)
+    return {k: float(v) for k, v in out.items()}
+
+
+class _RewindSnapshot(keras.callbacks.Callback):
+    """Saves the weights at step or epoch k of round 0 for rewinding."""
+
+    def __init__(self, cfg: _Config, run: RunDir):
+        super().__init__()
+        self.cfg, self.run = cfg, run
+
+    def _save(self):
+        if not self.run.has("rewind.npz"):
+            self.run.save_arrays("rewind.npz", pack("w", self.model.get_weights()))
+
+    def _step(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.cfg.rewind == "step" and self._step() == self.cfg.rewind_point:
+            self._save()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.cfg.rewind == "epoch" and epoch == self.cfg.rewind_point:
+            self._save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.cfg.rewind == "epoch" and epoch + 1 == self.cfg.rewind_point:
+            self._save()
+
+    def on_train_end(self, logs=None):
+        if self.cfg.rewind == "step" and self._step() == self.cfg.rewind_point:
+            self._save()

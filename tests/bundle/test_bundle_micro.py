@@ -1,0 +1,98 @@
+"""The micro bundle: C sources that compile, exactly the model's ops, a sufficient arena."""
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from tfimp.bundle import build, read_manifest
+from tfimp.bundle.micro_files import array_bytes
+from tfimp.export import inspect, run_micro
+from tfimp.export.micro import resolver_method
+
+GXX = shutil.which("g++")
+needs_gxx = pytest.mark.skipif(GXX is None, reason="needs g++")
+
+_CHECK_MAIN = """
+#include <cstdio>
+#include "model_check.h"
+int main() { std::puts(ModelMatchesManifest() ? "match" : "mismatch"); return 0; }
+"""
+
+
+@pytest.fixture(scope="module")
+def micro_bundle(models, labels_file, tmp_path_factory):
+    return build(models["int8"], "micro", tmp_path_factory.mktemp("m") / "micro",
+                 board="cortex-m0plus-32k", labels=labels_file,
+                 preprocessing={"mean": 0.0, "std": 255.0})
+
+
+def test_manifest_states_memory_and_fit(micro_bundle, models):
+    m = read_manifest(micro_bundle)["micro"]
+    data = models["int8"].read_bytes()
+    assert m["flash_bytes"] == len(data)
+    assert m["arena_size"] >= m["arena_bytes_measured"] * 1.25 and m["arena_size"] % 16 == 0
+    assert m["fit"]["board"] == "cortex-m0plus-32k" and m["fit"]["fits"] is True
+    assert m["fit"]["ram_margin_bytes"] == 32 * 1024 - m["arena_size"]
+    readme = (micro_bundle / "README.md").read_text()
+    assert f"| {m['arena_size']} |" in readme and "**chosen** `cortex-m0plus-32k`" in readme
+
+
+def test_resolver_holds_exactly_the_models_ops(micro_bundle, models):
+    ops = list(dict.fromkeys(inspect(models["int8"]).ops))
+    header = (micro_bundle / "model_ops.h").read_text()
+    registered = re.findall(r"resolver\.(Add\w+)\(\)", header)
+    assert registered == [resolver_method(op) for op in ops]
+    assert f"MicroMutableOpResolver<{len(ops)}>" in header
+    assert read_manifest(micro_bundle)["micro"]["ops"] == ops
+
+
+def test_model_array_is_the_model_and_the_arena_suffices(micro_bundle, models):
+    data = models["int8"].read_bytes()
+    assert array_bytes((micro_bundle / "model_data.cc").read_text()) == data
+    size = int(re.search(r"kTensorArenaSize = (\d+);",
+                         (micro_bundle / "model_data.h").read_text()).group(1))
+    assert size == read_manifest(micro_bundle)["micro"]["arena_size"]
+    x = np.random.default_rng(0).integers(-128, 128, (2, 8, 8, 1)).astype(np.int8)
+    run = run_micro(data, x, arena_size=size)
+    assert run.arena_bytes <= size and run.outputs[0].shape == (2, 10)
+
+
+def test_runner_quantizes_with_the_manifests_parameters(micro_bundle):
+    m = read_manifest(micro_bundle)
+    main = (micro_bundle / "main.cc").read_text()
+    q_in, q_out = m["inputs"][0]["quantization"], m["outputs"][0]["quantization"]
+    assert f"{{kTfLiteInt8, 64, {q_in['scale']:.9g}f, {q_in['zero_point']}," in main
+    assert f"{{kTfLiteInt8, 10, {q_out['scale']:.9g}f, {q_out['zero_point']}," in main
+    assert "constexpr float kStd[] = {255.0f};" in main and '"class-9"' in main
+    assert "{{" not in main
+
+
+@needs_gxx
+def test_model_sources_compile(micro_bundle, tmp_path):
+    proc = subprocess.run([GXX, "-std=c++17", "-Wall", "-Werror", "-c",
+                           str(micro_bundle / "model_data.cc"), "-o", str(tmp_path / "m.o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@needs_gxx
+def test_model_check_accepts_the_model_and_refuses_another(micro_bundle, tmp_path):
+    (tmp_path / "check_main.cc").write_text(_CHECK_MAIN)
+
+    def compile_and_run(folder):
+        exe = tmp_path / "check"
+        subprocess.run([GXX, "-std=c++17", "-Wall", "-Werror", f"-I{folder}",
+                        str(tmp_path / "check_main.cc"), str(folder / "model_data.cc"),
+                        "-o", str(exe)], check=True, capture_output=True)
+        return subprocess.run([str(exe)], capture_output=True, text=True).stdout.strip()
+
+    assert compile_and_run(micro_bundle) == "match"
+    other = tmp_path / "other"
+    shutil.copytree(micro_bundle, other)
+    source = (other / "model_data.cc").read_text()
+    first = re.search(r"0x[0-9a-f]{2}", source[source.index("{"):]).start() + source.index("{")
+    (other / "model_data.cc").write_text(source[:first] + "0x00" + source[first + 4:])
+    assert compile_and_run(other) == "mismatch"

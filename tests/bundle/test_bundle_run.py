@@ -1,0 +1,189 @@
+"""The rpi bundle's run.py, bench.sh and requirements, run as a user on the board would."""
+
+import importlib.util
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+from tfimp.bundle import read_manifest
+
+
+def _clean_env():
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+
+
+def _run(bundle, *args, python=sys.executable, isolated=True):
+    cmd = [python, *(["-I"] if isolated else []), str(bundle / "run.py"), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=bundle.parent,
+                          env=_clean_env(), timeout=120)
+
+
+def _litert(bundle, x_quantized):
+    from ai_edge_litert.interpreter import Interpreter
+
+    m = read_manifest(bundle)
+    interp = Interpreter(model_path=str(bundle / m["model"]["file"]))
+    interp.allocate_tensors()
+    interp.set_tensor(interp.get_input_details()[0]["index"], x_quantized)
+    interp.invoke()
+    q = interp.get_tensor(interp.get_output_details()[0]["index"]).astype(np.float64)
+    out = m["outputs"][0]["quantization"]
+    return ((q - out["zero_point"]) * out["scale"]).reshape(-1)
+
+
+def _quantize(real, spec):
+    q = spec["quantization"]
+    return np.clip(np.round(real / q["scale"] + q["zero_point"]), -128, 127).astype(np.int8)
+
+
+def _load_run_module(bundle):
+    spec = importlib.util.spec_from_file_location("bundle_run", bundle / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_check_never_imports_tensorflow_or_tfimp(rpi_bundle):
+    proc = subprocess.run(
+            [sys.executable, "-I", "-X", "importtime", str(rpi_bundle / "run.py"), "--check",
+             "--json"], capture_output=True, text=True, env=_clean_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    imported = {line.split("|")[-1].strip().split(".")[0]
+                for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "ai_edge_litert" in imported and "numpy" in imported
+    assert not imported & {"tensorflow", "tfimp", "keras", "tf_keras"}
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["ok"] and report["sha256"] == read_manifest(rpi_bundle)["model"]["sha256"]
+    assert report["runs"]["zeros"]["output_shapes"] == [[1, 10]]
+
+
+def test_npy_input_matches_the_interpreter(rpi_bundle, tmp_path, labels):
+    m = read_manifest(rpi_bundle)
+    pixels = np.random.default_rng(5).integers(0, 256, (3, 8, 8, 1)).astype(np.float32)
+    np.save(tmp_path / "x.npy", pixels)
+    proc = _run(rpi_bundle, tmp_path / "x.npy", "--json", "--top-k", "3")
+    assert proc.returncode == 0, proc.stderr
+    samples = json.loads(proc.stdout)["samples"]
+    assert len(samples) == 3
+    for x, sample in zip(pixels, samples):
+        expected = _litert(rpi_bundle, _quantize(x[None] / 255.0, m["inputs"][0]))
+        np.testing.assert_allclose(sample["outputs"][0], expected, rtol=0, atol=1e-6)
+        best = int(np.argmax(expected))
+        assert sample["top_k"][0]["index"] == best
+        assert sample["top_k"][0]["label"] == labels[best]
+    text = _run(rpi_bundle, tmp_path / "x.npy", "--top-k", "2").stdout
+    assert text.count("sample ") == 3 and labels[samples[0]["top_k"][0]["index"]] in text
+
+
+def test_raw_input_is_taken_as_is(rpi_bundle, tmp_path):
+    q = np.random.default_rng(6).integers(-128, 128, (1, 8, 8, 1)).astype(np.int8)
+    q.tofile(tmp_path / "x.bin")
+    proc = _run(rpi_bundle, tmp_path / "x.bin", "--json")
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)["samples"][0]["outputs"][0]
+    np.testing.assert_allclose(got, _litert(rpi_bundle, q), atol=1e-6)
+    (tmp_path / "short.bin").write_bytes(b"\x01" * 10)
+    proc = _run(rpi_bundle, tmp_path / "short.bin")
+    assert proc.returncode == 2 and "do not fill samples of shape [8, 8, 1]" in proc.stderr
+
+
+def _png(pixels: np.ndarray, filters) -> bytes:
+    """A PNG of 8-bit grey pixels, each row encoded with the given filter type."""
+    h, w = pixels.shape
+    raw, prev = b"", np.zeros(w, np.int32)
+    for y in range(h):
+        row = pixels[y].astype(np.int32)
+        left = np.concatenate([[0], row[:-1]])
+        upleft = np.concatenate([[0], prev[:-1]])
+        pred = {0: 0, 1: left, 2: prev, 3: (left + prev) // 2}.get(filters[y % len(filters)])
+        if pred is None:
+            p = left + prev - upleft
+            pa, pb, pc = abs(p - left), abs(p - prev), abs(p - upleft)
+            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, upleft))
+        raw += bytes([filters[y % len(filters)]]) + ((row - pred) & 255).astype(np.uint8).tobytes()
+        prev = row
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(
+            ">I", zlib.crc32(kind + body))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_builtin_png_decoder_handles_every_filter(rpi_bundle, tmp_path):
+    run = _load_run_module(rpi_bundle)
+    pixels = np.random.default_rng(7).integers(0, 256, (10, 8)).astype(np.uint8)
+    data = _png(pixels, filters=[0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(run._png(data)[..., 0], pixels)
+    from PIL import Image
+
+    (tmp_path / "img.png").write_bytes(data)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "img.png")), pixels)
+
+
+def test_image_input_is_resized_normalized_and_quantized(rpi_bundle, tmp_path):
+    m = read_manifest(rpi_bundle)
+    pixels = np.random.default_rng(8).integers(0, 256, (8, 8)).astype(np.uint8)
+    (tmp_path / "img.png").write_bytes(_png(pixels, filters=[4, 1]))
+    proc = _run(rpi_bundle, tmp_path / "img.png", "--json")
+    assert proc.returncode == 0, proc.stderr
+    expected = _litert(rpi_bundle, _quantize(pixels.reshape(1, 8, 8, 1) / 255.0, m["inputs"][0]))
+    np.testing.assert_allclose(json.loads(proc.stdout)["samples"][0]["outputs"][0], expected,
+                               atol=1e-6)
+
+
+def test_a_changed_model_is_refused(rpi_bundle, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(rpi_bundle, copy)
+    model = copy / read_manifest(copy)["model"]["file"]
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    proc = _run(copy, "--check")
+    assert proc.returncode == 2
+    assert "does not match manifest.json" in proc.stderr and "refusing to load it" in proc.stderr
+
+
+def test_bench_script_runs_the_litert_benchmark(rpi_bundle):
+    env = dict(_clean_env(), PYTHON=sys.executable, PATH="/usr/bin:/bin")
+    proc = subprocess.run([str(rpi_bundle / "bench.sh"), "1", "5"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout.splitlines()[1])
+    assert figures["runs"] == 5 and 0 < figures["min_us"] <= figures["median_us"]
+    assert "benchmark_model not found" in proc.stdout
+
+
+def test_requirements_are_only_the_runtime_and_numpy(rpi_bundle):
+    names = [line.split(">")[0].split("=")[0].strip()
+             for line in (rpi_bundle / "requirements.txt").read_text().splitlines() if line]
+    assert names == ["ai-edge-litert", "numpy"]
+
+
+@pytest.mark.slow
+def test_runs_in_a_fresh_virtualenv_with_only_its_requirements(rpi_bundle, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    py = venv / "bin" / "python"
+    pip = subprocess.run([str(py), "-m", "pip", "install", "-q", "-r",
+                          str(rpi_bundle / "requirements.txt")], capture_output=True, text=True,
+                         env=_clean_env(), timeout=1200)
+    assert pip.returncode == 0, pip.stderr
+    listed = subprocess.run([str(py), "-m", "pip", "list", "--format=json"], capture_output=True,
+                            text=True, check=True).stdout
+    installed = {p["name"].lower() for p in json.loads(listed)}
+    assert "ai-edge-litert" in installed and not installed & {"tensorflow", "tfimp", "keras"}
+    proc = _run(rpi_bundle, "--check", python=str(py))
+    assert proc.returncode == 0 and proc.stdout.startswith("OK:"), proc.stderr
+    np.save(tmp_path / "x.npy", np.full((8, 8, 1), 128.0, np.float32))
+    proc = _run(rpi_bundle, tmp_path / "x.npy", "--json", python=str(py))
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["samples"][0]["outputs"][0]) == 10

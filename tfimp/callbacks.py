@@ -34,9 +34,10 @@ class UpdateMasks(keras.callbacks.Callback):
         for w in self._wrappers:
             w.driven = True
             w.last_pruned_step(refresh=True)
-        # A train function traced before (e.g. by a fit that failed for lack of this
-        # callback) must not be reused.
-        self.model.make_train_function(force=True)
+        # Only a train function this callback kept may be reused; another one may have been
+        # traced without it (and may have failed half-way, e.g. for lack of this callback).
+        if self.model.train_function is not getattr(self.model, "_tfimp_train_function", None):
+            self.model.make_train_function(force=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
@@ -47,8 +48,11 @@ class UpdateMasks(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         for w in self._wrappers:
             w.driven = False
-        # Forces the next fit() to retrace, so a fit without this callback is caught.
-        self.model.train_function = None
+        # While the schedule has steps ahead, the next fit() must retrace so that a fit
+        # without this callback is caught; afterwards the traced function stays valid.
+        if any(w.schedule_pending() for w in self._wrappers):
+            self.model.train_function = None
+        self.model._tfimp_train_function = self.model.train_function
 
 
 class SparsityLogger(keras.callbacks.Callback):

@@ -24,9 +24,18 @@ import sys
 import time
 import zlib
 
-import numpy as np
-
 HERE = os.path.dirname(os.path.abspath(__file__))
+INSTALL_HINT = "install the bundle's requirements: python3 -m pip install -r requirements.txt"
+
+
+def _require(module: str):
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        sys.exit(f"error: {sys.executable} has no `{module}`; {INSTALL_HINT}")
+
+
+np = _require("numpy")
 IMAGE_EXTENSIONS = (".png", ".pgm", ".ppm", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
@@ -61,8 +70,7 @@ def verify_model(folder: str, manifest: dict) -> str:
 
 
 def make_interpreter(path: str, threads: int):
-    from ai_edge_litert.interpreter import Interpreter
-
+    Interpreter = _require("ai_edge_litert.interpreter").Interpreter
     interpreter = Interpreter(model_path=path, num_threads=threads)
     interpreter.allocate_tensors()
     return interpreter

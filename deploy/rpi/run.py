@@ -285,6 +285,10 @@ def check(interpreter, manifest: dict, path: str) -> dict:
     """Runs the model on zeros and on random input; the report of what was checked."""
     report = {"ok": True, "model": os.path.basename(path), "sha256": manifest["model"]["sha256"],
               "runtime": runtime_version(), "runs": {}}
+    built_with = (manifest.get("runtimes") or {}).get("ai-edge-litert")
+    if built_with and _version(report["runtime"]) < _version(built_with):
+        report["warnings"] = [f"LiteRT {report['runtime']} here is older than {built_with}, "
+                              f"which the bundle was checked with; {INSTALL_HINT}"]
     for kind in ("zeros", "random"):
         start = time.perf_counter()
         outputs = run_samples(interpreter, manifest, synthetic(manifest, kind))[0]
@@ -310,6 +314,14 @@ def bench(interpreter, manifest: dict, runs: int) -> dict:
     return {"runs": runs, "median_us": times[len(times) // 2],
             "p90_us": times[min(len(times) - 1, int(0.9 * len(times)))],
             "avg_us": sum(times) / len(times), "min_us": times[0]}
+
+
+def _version(text: str) -> tuple:
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(c for c in piece if c.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
 
 
 def runtime_version() -> str:
@@ -368,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(report) if args.json else
                   f"{'OK' if report['ok'] else 'FAILED'}: {report['model']} sha256 verified, "
                   f"ran on zeros and random input (LiteRT {report['runtime']})")
+            for warning in report.get("warnings", []):
+                print(f"warning: {warning}", file=sys.stderr)
             return 0 if report["ok"] else 1
         if args.bench:
             print(json.dumps(bench(interpreter, manifest, args.bench)))

@@ -166,6 +166,10 @@ def test_requirements_are_only_the_runtime_and_numpy(rpi_bundle):
     names = [line.split(">")[0].split("=")[0].strip()
              for line in (rpi_bundle / "requirements.txt").read_text().splitlines() if line]
     assert names == ["ai-edge-litert", "numpy"]
+    from importlib.metadata import version
+
+    major_minor = ".".join(version("ai-edge-litert").split(".")[:2])
+    assert f"ai-edge-litert>={major_minor}" in (rpi_bundle / "requirements.txt").read_text()
 
 
 @pytest.mark.slow
@@ -187,3 +191,17 @@ def test_runs_in_a_fresh_virtualenv_with_only_its_requirements(rpi_bundle, tmp_p
     proc = _run(rpi_bundle, tmp_path / "x.npy", "--json", python=str(py))
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)["samples"][0]["outputs"][0]) == 10
+
+
+def test_check_warns_when_the_boards_runtime_is_older(rpi_bundle, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(rpi_bundle, copy)
+    manifest = read_manifest(copy)
+    assert manifest["runtimes"]["ai-edge-litert"]
+    manifest["runtimes"]["ai-edge-litert"] = "99.0"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    proc = _run(copy, "--check", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "older than 99.0" in json.loads(proc.stdout)["warnings"][0]

@@ -109,6 +109,19 @@ def size_figures(path: Path, info) -> dict:
             "constant_bytes": info.constant_bytes}
 
 
+def runtime_versions() -> dict:
+    """Versions of the runtimes installed here, which checked and profiled the model."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("ai-edge-litert", "tflite-micro", "tensorflow"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
 def host_description() -> dict:
     return {"machine": platform.machine(), "system": platform.system(),
             "processor": platform.processor() or platform.machine(),
@@ -136,6 +149,7 @@ def make_manifest(path: Path, info, target: str, labels: list[str] | None,
         "sparsity": sparsity_figures(info),
         "size": size_figures(path, info),
         "export": export,
+        "runtimes": runtime_versions(),
         "profile": None,
     }
 

@@ -12,7 +12,7 @@ from tfimp.bundle import micro_files
 from tfimp.bundle._templates import render_file, template_root
 from tfimp.bundle.kotlin import kotlin_sample
 
-LITERT_REQUIREMENT = ">=1.2"
+LITERT_FALLBACK_REQUIREMENT = ">=1.2"
 NUMPY_REQUIREMENT = ">=1.23"
 LITERT_ANDROID_VERSION = "1.4.0"
 DEFAULT_THREADS = 4
@@ -99,6 +99,16 @@ def litert_profile(model: Path) -> dict:
             "p90_us": r.p90_us, "mem_increase_bytes": r.mem_increase_bytes}
 
 
+def litert_requirement() -> str:
+    """At least the LiteRT release that ran the model here: older ones may lack its ops."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return ">=" + ".".join(version("ai-edge-litert").split(".")[:2])
+    except PackageNotFoundError:
+        return LITERT_FALLBACK_REQUIREMENT
+
+
 class Rpi(Target):
     """Linux boards with Python 3 (Raspberry Pi, other 64-bit ARM or x86): LiteRT runtime."""
 
@@ -108,7 +118,7 @@ class Rpi(Target):
         if ctx.profile:
             ctx.manifest["profile"] = litert_profile(ctx.model)
         values = readme_values(ctx.manifest)
-        values.update(litert_spec=LITERT_REQUIREMENT, numpy_spec=NUMPY_REQUIREMENT)
+        values.update(litert_spec=litert_requirement(), numpy_spec=NUMPY_REQUIREMENT)
         _copy_template("rpi", "run.py", stage, executable=True)
         for name in ("requirements.txt", "bench.sh", "README.md"):
             (stage / name).write_text(render_file("rpi", name, values))

@@ -639,7 +639,8 @@ def synthetic_text(
     """Generated token-id sequences in the Keras IMDB convention (0 pads at the front, 1 starts).
 
     Most tokens are drawn from a Zipf-like distribution shared by all classes; about 10% are
-    marker tokens of the sample's class, which is what a classifier can learn.
+    marker tokens of the sample's class (at least two per sequence), which is what a
+    classifier can learn.
 
     Args:
         vocab_size: token ids are in [0, vocab_size).
@@ -668,9 +669,10 @@ def synthetic_text(
         y = rng.integers(0, num_classes, n)
         x = np.zeros((n, seq_len), "int32")
         for i, c in enumerate(y):
-            length = rng.integers(max(seq_len // 4, 2), seq_len + 1)
+            length = rng.integers(max(seq_len // 4, 3), seq_len + 1)
             tokens = rng.choice(common, length - 1, p=weights)
             hits = rng.random(length - 1) < 0.1
+            hits[rng.choice(length - 1, 2, replace=False)] = True  # never marker-free
             tokens[hits] = rng.choice(markers[c], hits.sum())
             x[i, seq_len - length :] = np.concatenate([[1], tokens])
         return x, y.astype("int64")

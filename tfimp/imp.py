@@ -86,6 +86,16 @@ def _fraction(name: str, value, allow_zero: bool = False) -> float:
     return float(value)
 
 
+def _budget(name: str, value) -> float:
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value < 0):
+        raise ValueError(
+            f"Argument `{name}` must be a finite number >= 0 (an absolute metric drop, e.g. "
+            f"0.01 for one accuracy point). Received: {name}={value!r}"
+        )
+    return float(value)
+
+
 def _rounds(rounds, rate, target_sparsity) -> int:
     if rounds is None and target_sparsity is None:
         raise ValueError(
@@ -95,7 +105,8 @@ def _rounds(rounds, rate, target_sparsity) -> int:
     limits = []
     if rounds is not None:
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
-            raise ValueError(f"Argument `rounds` must be an integer >= 0. Received: rounds={rounds!r}")
+            raise ValueError(
+                f"Argument `rounds` must be an integer >= 0. Received: rounds={rounds!r}")
         limits.append(rounds)
     if target_sparsity is not None:
         _fraction("target_sparsity", target_sparsity)
@@ -223,7 +234,7 @@ class IMPResult:
     def best_round(self, budget: float | None = None) -> dict:
         """The sparsest round whose metric is within `budget` of the dense model's."""
         budget = self.budget if budget is None else budget
-        budget = 0.0 if budget is None else _fraction("budget", budget, allow_zero=True)
+        budget = 0.0 if budget is None else _budget("budget", budget)
         ok = [row for row in self.history if self._drop(row) <= budget + 1e-12]
         return max(ok, key=lambda row: row["sparsity"])
 
@@ -310,7 +321,7 @@ def imp(
         _fraction(f"layer_rates[{name!r}]", r)
     cfg = _Config(
         rounds=n_rounds, rate=rate,
-        budget=None if budget is None else _fraction("budget", budget, allow_zero=True),
+        budget=None if budget is None else _budget("budget", budget),
         epochs_per_round=_positive_int("epochs_per_round", epochs_per_round),
         dense_epochs=_positive_int("dense_epochs", dense_epochs or epochs_per_round),
         steps_per_round=None if steps_per_round is None else _positive_int(
@@ -447,6 +458,7 @@ class _Driver:
     # --- one round
     def _round(self, r: int) -> dict:
         start = time.perf_counter()
+        self._fit_seconds = 0.0
         keras.utils.set_random_seed(self.cfg.seed * 7_919 + r)
         model = _build(self.build_model, self.reference)
         if r == 0:
@@ -454,14 +466,17 @@ class _Driver:
         else:
             pruned, epochs = self._pruned_round(model, r)
         plain_weights = strip(pruned).get_weights() if pruned is not model else model.get_weights()
+        t0 = time.perf_counter()
         metrics = model_metrics(pruned, self.val, self.cfg.batch_size)
+        eval_seconds = time.perf_counter() - t0
         masks = _masks_list(pruned) if pruned is not model else []
         self.run_dir.save_arrays(f"round_{r:02d}.npz", {**pack("w", plain_weights),
                                                          **pack("m", masks)})
         report = sparsity_report(pruned)
         row = {"round": r, "sparsity": report.sparsity, "remaining": report.nonzeros,
                "prunable": report.params, "epochs": epochs,
-               "seconds": round(time.perf_counter() - start, 3)}
+               "seconds": round(time.perf_counter() - start, 3),
+               "fit_seconds": round(self._fit_seconds, 3), "eval_seconds": round(eval_seconds, 3)}
         row.update({f"val_{k}": float(v) for k, v in metrics.items()})
         names = self._weight_names()
         row["layers"] = {names[i]: x.sparsity for i, x in enumerate(report.rows)}
@@ -567,8 +582,10 @@ class _Driver:
         for epoch in range(start_epoch, epochs):
             keras.utils.set_random_seed(self.cfg.seed * 100_003 + r * 1_009 + epoch)
             fit_kwargs = self._fit_data(r, epoch)
+            t0 = time.perf_counter()
             model.fit(**fit_kwargs, initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks,
                       verbose=1 if self.verbose else 0)
+            self._fit_seconds += time.perf_counter() - t0
             self._save_state(model, r, epoch + 1)
 
     def _fit_data(self, r: int, epoch: int) -> dict:

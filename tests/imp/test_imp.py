@@ -1,0 +1,222 @@
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import tfimp
+from tfimp.runs import unpack
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from helpers_imp import builder, toy_data  # noqa: E402
+
+X, Y = toy_data()
+TRAIN, VAL = (X[:90], Y[:90]), (X[90:], Y[90:])
+
+
+def _run(tmp_path, **kw):
+    args = dict(rounds=3, rate=0.5, epochs_per_round=1, batch_size=30, workdir=tmp_path,
+                verbose=0)
+    args.update(kw)
+    return tfimp.imp(builder(), TRAIN, VAL, **args)
+
+
+def _round_masks(result, r):
+    return unpack("m", result._run.load_arrays(f"round_{r:02d}.npz"))
+
+
+def test_density_is_geometric_and_masks_never_revive(tmp_path):
+    result = _run(tmp_path, scope="global")
+    prunable = result.history[0]["prunable"]
+    for row in result.history:
+        assert row["remaining"] == prunable - round((1 - 0.5 ** row["round"]) * prunable)
+    for r in range(2, 4):
+        previous, current = _round_masks(result, r - 1), _round_masks(result, r)
+        for p, c in zip(previous, current):
+            assert np.all(c <= p)
+
+
+def test_layer_rates_and_layer_scope(tmp_path):
+    result = _run(tmp_path, scope="layer", layer_rates={"out": 0.25}, rounds=2)
+    masks = _round_masks(result, 2)
+    hidden, out = masks
+    assert hidden.size - hidden.sum() == round(0.75 * hidden.size)
+    assert out.size - out.sum() == round((1 - 0.75**2) * out.size)
+
+
+def test_best_is_stripped_and_within_budget(tmp_path):
+    result = _run(tmp_path, budget=1.0)
+    best = result.best(budget=1.0)
+    assert not tfimp.is_pruned(best)
+    assert best.count_params() == builder()().count_params()
+    report = tfimp.sparsity_report(best)
+    assert report.sparsity == pytest.approx(result.history[-1]["sparsity"])
+    strict = result.best_round(0.0)
+    assert result.dense_metric - strict["val_accuracy"] <= 1e-9
+
+
+@pytest.mark.parametrize("rewind", ["init", "none"])
+def test_rewind_source(tmp_path, rewind):
+    # Learning rate 0: retraining changes nothing, so round 1's weights are the rewind point
+    # times the mask.
+    trained = builder()()
+    trained.set_weights([w + 1.0 for w in trained.get_weights()])
+    result = tfimp.imp(builder(lr=0.0), TRAIN, VAL, rounds=1, rate=0.5, epochs_per_round=1,
+                       rewind=rewind, initial_model=trained, workdir=tmp_path, verbose=0)
+    data = result._run.load_arrays("round_01.npz")
+    kernel, mask = unpack("w", data)[0], unpack("m", data)[0]
+    init = unpack("w", result._run.load_arrays("init.npz"))[0]
+    source = init if rewind == "init" else trained.get_weights()[0]
+    np.testing.assert_array_equal(kernel, source * mask)
+
+
+def test_rewind_to_step_saves_snapshot(tmp_path):
+    result = _run(tmp_path, rounds=1, rewind=("step", 2))
+    assert result._run.has("rewind.npz")
+    snap = unpack("w", result._run.load_arrays("rewind.npz"))
+    init = unpack("w", result._run.load_arrays("init.npz"))
+    assert not np.array_equal(snap[0], init[0])
+
+
+def test_same_config_resumes_and_history_files(tmp_path):
+    first = _run(tmp_path)
+    again = _run(tmp_path)
+    assert again.workdir == first.workdir
+    assert again.history == first.history
+    folder = pathlib.Path(first.workdir)
+    assert json.loads((folder / "history.json").read_text()) == first.history
+    assert (folder / "history.csv").read_text().startswith("round,")
+    assert (folder / "accuracy_vs_remaining.png").exists()
+
+
+_KILL_SCRIPT = """
+import sys, pathlib
+sys.path.insert(0, {helpers!r})
+import numpy as np, tfimp
+from helpers_imp import builder, toy_data
+x, y = toy_data(n=600)
+r = tfimp.imp(builder(dropout=0.2), (x[:500], y[:500]), (x[500:], y[500:]), rounds=3, rate=0.5,
+              epochs_per_round=3, batch_size=10, rewind=("epoch", 1), workdir={workdir!r},
+              verbose=0)
+data = r._run.load_arrays("round_03.npz")
+np.savez({out!r}, **data)
+"""
+
+
+def _script(tmp_path, workdir, out):
+    path = tmp_path / f"run_{out.stem}.py"
+    path.write_text(_KILL_SCRIPT.format(helpers=str(pathlib.Path(__file__).parent),
+                                        workdir=str(workdir), out=str(out)))
+    return [sys.executable, str(path)]
+
+
+def test_sigkill_then_resume_gives_same_final_masks(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    res_out = tmp_path / "res.npz"
+    x, y = toy_data(n=600)
+    reference = tfimp.imp(builder(dropout=0.2), (x[:500], y[:500]), (x[500:], y[500:]),
+                          rounds=3, rate=0.5, epochs_per_round=3, batch_size=10,
+                          rewind=("epoch", 1), workdir=tmp_path / "a", verbose=0)
+    ref = reference._run.load_arrays("round_03.npz")
+    kills = 0
+    for target in [(0, 2), (2, 1)]:  # kill once (round, epochs done) is reached
+        proc = subprocess.Popen(_script(tmp_path, tmp_path / "b", res_out), env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while proc.poll() is None and time.time() < deadline:
+            manifests = list((tmp_path / "b").glob("imp-*/manifest.json"))
+            if manifests:
+                try:
+                    m = json.loads(manifests[0].read_text())
+                except json.JSONDecodeError:
+                    pytest.fail("manifest.json was torn: writes are not atomic")
+                if (m["round"] + 1, m["epoch"]) >= target:
+                    proc.send_signal(signal.SIGKILL)
+                    kills += 1
+                    break
+            time.sleep(0.05)
+        proc.wait(timeout=60)
+    assert kills >= 1
+    subprocess.run(_script(tmp_path, tmp_path / "b", res_out), check=True, env=env,
+                   capture_output=True, timeout=600)
+    res = np.load(res_out)
+    for key in ref:
+        if key.startswith("m"):
+            np.testing.assert_array_equal(ref[key], res[key])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(rate=1.5), "`rate`"),
+        (dict(rate=0.0), "`rate`"),
+        (dict(budget=-0.1), "`budget`"),
+        (dict(rewind=("epoch", 5)), "beyond round 0"),
+        (dict(rewind="rewind"), "`rewind`"),
+        (dict(scope="everything"), "`scope`"),
+        (dict(metric="f1"), "`metric`"),
+        (dict(epochs_per_round=0), "`epochs_per_round`"),
+        (dict(layer_rates={"nope": 0.1}), "`layer_rates`"),
+        (dict(rounds=None), "rounds"),
+    ],
+)
+def test_bad_arguments_fail_before_training(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        _run(tmp_path, **kwargs)
+    assert not list(pathlib.Path(tmp_path).glob("imp-*/round_*.npz"))
+
+
+def test_bad_builders_and_data(tmp_path):
+    def uncompiled():
+        return keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+
+    with pytest.raises(ValueError, match="compiled"):
+        tfimp.imp(uncompiled, TRAIN, VAL, rounds=1, workdir=tmp_path, verbose=0)
+    sizes = iter([16, 32, 32, 32])
+
+    def changing():
+        return builder(units=next(sizes))()
+
+    with pytest.raises(ValueError, match="different architecture"):
+        tfimp.imp(changing, TRAIN, VAL, rounds=1, workdir=tmp_path, verbose=0)
+    with pytest.raises(ValueError, match="no samples"):
+        tfimp.imp(builder(), (X[:0], Y[:0]), VAL, rounds=1, workdir=tmp_path, verbose=0)
+    with pytest.raises(TypeError, match="train_data"):
+        tfimp.imp(builder(), X, VAL, rounds=1, workdir=tmp_path, verbose=0)
+
+
+def test_corrupted_and_foreign_run_folders(tmp_path):
+    result = _run(tmp_path, rounds=1)
+    folder = pathlib.Path(result.workdir)
+    (folder / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="corrupted manifest"):
+        _run(tmp_path, rounds=1)
+    config = json.loads((folder / "config.json").read_text())
+    config["rate"] = 0.9
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="different config"):
+        _run(tmp_path, rounds=1)
+
+
+def test_sensitivity_table_and_targets():
+    model = builder()()
+    model.fit(*TRAIN, epochs=3, verbose=0)
+    report = tfimp.sensitivity(model, VAL, sparsities=(0.0, 0.5, 0.99))
+    assert set(report.table) == {model.layers[0].name, "out"}
+    for values in report.table.values():
+        assert values[0.0] == pytest.approx(report.dense)
+    targets = report.targets(budget=1.0)
+    assert all(t == 0.99 for t in targets.values())
+    assert "Sensitivity" in str(report)
+
+
+def test_sensitivity_budget_derives_layer_rates(tmp_path):
+    result = _run(tmp_path, rounds=2, sensitivity_budget=0.05)
+    manifest = json.loads((pathlib.Path(result.workdir) / "manifest.json").read_text())
+    assert set(manifest["layer_rates"]) >= {"out"}

@@ -74,13 +74,15 @@ def _parse_rewind(rewind) -> tuple[str, int]:
 
 def _positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Argument `{name}` must be a positive integer. Received: {name}={value!r}")
+        raise ValueError(
+            f"Argument `{name}` must be a positive integer. Received: {name}={value!r}")
     return value
 
 
 def _fraction(name: str, value, allow_zero: bool = False) -> float:
     low_ok = (value >= 0.0) if allow_zero else (value > 0.0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low_ok and value < 1):
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not (low_ok and value < 1)):
         bound = "[0, 1)" if allow_zero else "(0, 1)"
         raise ValueError(f"Argument `{name}` must be a float in {bound}. Received: {name}={value!r}")
     return float(value)

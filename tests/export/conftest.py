@@ -15,9 +15,9 @@ def block_sparse_mlp(block: int = 16, keep: float = 0.15, seed: int = 0, inputs:
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         w, b = layer.get_weights()
-        kept = rng.random((w.shape[0] // block, w.shape[1])) < keep
+        kept = rng.random((-(-w.shape[0] // block), w.shape[1])) < keep
         kept[0, :] = True  # every output keeps at least one block
-        w[~np.repeat(kept, block, axis=0)] = 0.0
+        w[~np.repeat(kept, block, axis=0)[: w.shape[0]]] = 0.0
         layer.set_weights([w, b + 0.1])
     return model
 

@@ -99,7 +99,7 @@ def test_report_sizes_and_sparsity(mlp16, data64):
     read_back = sorted(t.zero_fraction for t in report.tensors)
     expected = sorted(float(np.mean(k == 0)) for k in kernels)
     assert all(e <= r <= e + 0.01 for r, e in zip(read_back, expected))
-    assert report.quantization == {"name": "int8", "integer_io": True}
+    assert report.quantization == {"name": "int8", "integer_io": True, "per_channel_dense": True}
     assert '"compression_ratio"' in report.to_json() and "int8" in report.table()
 
 
@@ -153,3 +153,29 @@ def test_rejects_bad_options(mlp16, data64):
         to_tflite(mlp16, quantization="int4")
     with pytest.raises(ValueError, match="as many labels"):
         to_tflite(mlp16, verify=(x, np.zeros(3)))
+
+
+def test_per_tensor_dense_scales_shrink_the_file(mlp16, data64):
+    x, y = data64
+    per_channel = to_tflite(mlp16, quantization="int8", sparse=True, representative_data=x)
+    per_tensor = to_tflite(mlp16, quantization=Int8(per_channel_dense=False), sparse=True,
+                           representative_data=x, verify=(x, y))
+    weights = [t for t in inspect(per_tensor.model_bytes).constants if len(t.shape) == 2]
+    assert all(len(t.scales) == 1 for t in weights)
+    # 42 output units: a float scale and an int64 zero point each, for weights and biases.
+    assert len(per_channel.model_bytes) - len(per_tensor.model_bytes) >= 42 * 12 * 2 - 64
+    assert per_tensor.report.verification.agreement >= 0.9
+
+
+def test_partially_filled_trailing_int8_block_is_named(make_mlp):
+    model = make_mlp(block=16, keep=0.3, inputs=72)  # 72 = 4 * 16 + 8: a partial block
+    x = np.random.default_rng(0).random((32, 72)).astype(np.float32)
+    w, b = model.layers[0].get_weights()
+    w[64:] = 0.5  # the partial block is kept
+    model.layers[0].set_weights([w, b])
+    with pytest.raises(ValueError, match="not a multiple of 16"):
+        to_tflite(model, quantization="int8", sparse=True, representative_data=x)
+    w[64:] = 0.0
+    model.layers[0].set_weights([w, b])
+    art = to_tflite(model, quantization="int8", sparse=True, representative_data=x)
+    assert inspect(art.model_bytes).sparse_tensors

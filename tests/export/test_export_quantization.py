@@ -18,7 +18,7 @@ def test_none_is_float32_and_configs_pass_through():
     custom = q.Int8(integer_io=True)
     assert q.get(custom) is custom
     assert q.Quantization.from_config(custom.get_config()) == custom
-    assert custom.get_config() == {"name": "int8", "integer_io": True}
+    assert custom.get_config() == {"name": "int8", "integer_io": True, "per_channel_dense": True}
 
 
 def test_only_calibrated_modes_need_representative_data():
@@ -38,6 +38,8 @@ def test_unknown_name_lists_valid_names():
 def test_int8_validates_integer_io():
     with pytest.raises(ValueError, match="integer_io=1"):
         q.Int8(integer_io=1)
+    with pytest.raises(ValueError, match="per_channel_dense='no'"):
+        q.Int8(per_channel_dense="no")
 
 
 def test_configs_are_frozen():

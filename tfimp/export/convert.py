@@ -191,11 +191,23 @@ def _choose(tried: list[_Try], config, sparse) -> tuple[bytes, _Try]:
         raise ValueError(
             f"sparse=True with quantization='{config.name}' produced a model that the default "
             f"LiteRT interpreter does not run correctly: {error.splitlines()[0] if error else ''}"
-            f"\n{_SPARSE_HINT} Use sparse='auto' (keeps the smaller file that runs correctly), "
-            "sparse=False, or another quantization."
+            f"\n{_partial_blocks(tried[-1].blob)}{_SPARSE_HINT} Use sparse='auto' (keeps the "
+            "smaller file that runs correctly), sparse=False, or another quantization."
         )
     raise ValueError(f"The converted model (quantization='{config.name}') does not run "
                      f"correctly in the default LiteRT interpreter: {error}")
+
+
+def _partial_blocks(blob: bytes) -> str:
+    """Names the tensors whose last sparse block sticks out of the matrix, if any."""
+    names = [f"{t.name} {list(t.shape)}" for t in inspect(blob).sparse_tensors
+             if t.block and t.dtype == "int8" and t.shape[-1] % t.block[-1]]
+    if not names:
+        return ""
+    return ("LiteRT's int8 1x16 block-sparse FULLY_CONNECTED kernel miscomputes a kept block "
+            f"that lies partly outside the weight matrix: {', '.join(names)} has an input count "
+            "that is not a multiple of 16. Keep the trailing (in % 16) inputs of such Dense "
+            "kernels pruned. ")
 
 
 def convert_bytes(model, config: quant_lib.Quantization, sparse: bool, rep=None) -> bytes:

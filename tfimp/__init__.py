@@ -28,7 +28,7 @@ _LAZY = {
     "PruneLowMagnitude": ("tfimp.wrappers", "PruneLowMagnitude"),
     "sensitivity": ("tfimp.sensitivity", "sensitivity"),
 }
-_SUBMODULES = ("bundle", "callbacks", "cli", "data", "export", "masks", "models", "profile",
+_SUBMODULES = ("audio", "bundle", "callbacks", "cli", "data", "export", "masks", "models", "profile",
                "schedules", "wrappers")
 
 

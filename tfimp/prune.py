@@ -103,7 +103,9 @@ class _Plan:
         return hits[-1] if hits else None
 
     def wants(self, layer) -> bool:
-        if isinstance(layer, (keras.Model, keras.layers.InputLayer)):
+        if not isinstance(layer, keras.layers.Layer) or isinstance(
+            layer, (keras.Model, keras.layers.InputLayer)
+        ):
             return False
         if any(_matches(layer, sel) for sel in self.exclude):
             return False
@@ -127,6 +129,8 @@ class _Plan:
 
 
 def _copy_layer(layer):
+    if not isinstance(layer, keras.layers.Layer):
+        return layer  # a stateless op from a functional graph (e.g. `x + y`): share it
     clone = layer.__class__.from_config(layer.get_config())
     clone.build_from_config(layer.get_build_config())
     clone.set_weights(layer.get_weights())

@@ -220,3 +220,15 @@ def test_sensitivity_budget_derives_layer_rates(tmp_path):
     result = _run(tmp_path, rounds=2, sensitivity_budget=0.05)
     manifest = json.loads((pathlib.Path(result.workdir) / "manifest.json").read_text())
     assert set(manifest["layer_rates"]) >= {"out"}
+
+
+def test_prune_functional_model_with_raw_ops():
+    inputs = keras.Input((4,))
+    a = keras.layers.Dense(4)(inputs)
+    b = keras.layers.Dense(4)(inputs)
+    outputs = keras.layers.Dense(2)(a + b)
+    pruned = tfimp.prune(keras.Model(inputs, outputs), 0.5)
+    plain = tfimp.strip(pruned)
+    x = np.random.default_rng(0).random((3, 4)).astype("float32")
+    np.testing.assert_array_equal(pruned(x), plain(x))
+    assert tfimp.sparsity_report(plain).sparsity == 0.5

@@ -82,22 +82,40 @@ def _from_blocks(block_mask: np.ndarray, block: tuple[int, ...], shape: tuple) -
 
 
 def _scores(weight: np.ndarray, old_mask: np.ndarray | None, block) -> np.ndarray:
-    """Ranking scores; already-pruned entries score -1 so they are pruned first."""
-    score = np.abs(np.asarray(weight, dtype=np.float64))
+    """Ranking scores; already-pruned entries score -1 so they are pruned first.
+
+    `old_mask` must already be checked. Magnitudes keep the weight's float precision
+    (exact for ranking); block means are taken in float64.
+    """
+    dtype = weight.dtype if np.issubdtype(weight.dtype, np.floating) else np.dtype(np.float64)
+    score = np.abs(weight.astype(dtype, copy=False))
     if old_mask is not None:
-        score = np.where(check_mask(old_mask, weight.shape) == 0.0, -1.0, score)
+        score = np.where(old_mask == 0.0, dtype.type(-1.0), score)
     if block is not None:
         score = _to_blocks(score, block)
         if old_mask is not None:
-            pruned = _to_blocks(np.asarray(old_mask, np.float64), block) == 0.0
+            pruned = _to_blocks(old_mask.astype(np.float64), block) == 0.0
             score = np.where(pruned, -1.0, score)
     return score
 
 
 def _zero_lowest(scores: np.ndarray, count: int) -> np.ndarray:
-    order = np.argsort(scores.ravel(), kind="stable")
-    mask = np.ones(scores.size, dtype=np.float32)
-    mask[order[:count]] = 0.0
+    """Zeroes the `count` lowest scores; ties go to the lowest flat index.
+
+    Same result as a stable argsort, in linear time: a partition finds the count-th
+    smallest value, everything below it is zeroed, then the first ties at it.
+    """
+    flat = scores.ravel()
+    mask = np.ones(flat.size, dtype=np.float32)
+    if count <= 0:
+        return mask.reshape(scores.shape)
+    if count >= flat.size:
+        return np.zeros(scores.shape, dtype=np.float32)
+    kth = np.partition(flat, count - 1)[count - 1]
+    below = flat < kth
+    mask[below] = 0.0
+    ties = np.flatnonzero(flat == kth)[: count - int(np.count_nonzero(below))]
+    mask[ties] = 0.0
     return mask.reshape(scores.shape)
 
 
@@ -126,14 +144,16 @@ def magnitude_mask(
     if not 0.0 <= sparsity <= 1.0:
         raise ValueError(f"Argument `sparsity` must be in [0, 1]. Received: sparsity={sparsity}")
     block = _check_block(block, weight.ndim)
+    if old_mask is not None:
+        old_mask = check_mask(old_mask, weight.shape)
     scores = _scores(weight, old_mask, block)
     count = max(int(round(sparsity * scores.size)), _already_pruned(old_mask, scores))
     mask = _zero_lowest(scores, count)
     if block is not None:
         mask = _from_blocks(mask, block, weight.shape)
     if old_mask is not None:
-        mask = mask * check_mask(old_mask, weight.shape)
-    return mask.astype(np.float32)
+        mask = mask * old_mask
+    return mask.astype(np.float32, copy=False)
 
 
 def layerwise_masks(
@@ -173,8 +193,9 @@ def global_masks(
     if not pool:
         return out
     blocks = {k: _check_block(block, np.ndim(weights[k])) for k in pool}
-    scores = {k: _scores(np.asarray(weights[k]), old_masks.get(k), blocks[k]) for k in pool}
-    flat = np.concatenate([scores[k].ravel() for k in pool])
+    checked = {k: check_mask(old_masks[k], np.shape(weights[k])) for k in pool if k in old_masks}
+    scores = {k: _scores(np.asarray(weights[k]), checked.get(k), blocks[k]) for k in pool}
+    flat = np.concatenate([scores[k].ravel().astype(np.float64, copy=False) for k in pool])
     already = int(np.count_nonzero(flat == -1.0)) if old_masks else 0
     flat_mask = _zero_lowest(flat, max(int(round(sparsity * flat.size)), already))
     offset = 0
@@ -184,9 +205,9 @@ def global_masks(
         offset += n
         if blocks[k] is not None:
             mask = _from_blocks(mask, blocks[k], np.shape(weights[k]))
-        if k in old_masks:
-            mask = mask * check_mask(old_masks[k], np.shape(weights[k]))
-        out[k] = mask.astype(np.float32)
+        if k in checked:
+            mask = mask * checked[k]
+        out[k] = mask.astype(np.float32, copy=False)
     return {k: out[k] for k in weights}
 
 

@@ -149,3 +149,18 @@ def test_strategy_registry_lists_names():
     assert masks.get("global") is global_masks and masks.get("layer") is layerwise_masks
     with pytest.raises(ValueError, match=r"Argument `scope` must be one of \['global', 'layer'\]"):
         masks.get("channel")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_selection_equals_a_stable_sort_with_many_ties(seed):
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-3, 4, size=(9, 11)).astype(np.float32)  # 7 distinct magnitudes
+    old = (rng.random(w.shape) > 0.2).astype(np.float32)
+    for s in (0.1, 0.3, 0.5, 0.77):
+        scores = np.where(old == 0, -1.0, np.abs(w)).ravel()
+        count = max(round(s * w.size), int((old == 0).sum()))
+        expected = np.ones(w.size, np.float32)
+        expected[np.argsort(scores, kind="stable")[:count]] = 0
+        np.testing.assert_array_equal(magnitude_mask(w, s, old_mask=old).ravel(), expected)
+        flat = global_masks({"a": w[:4], "b": w[4:]}, s, old_masks={"a": old[:4], "b": old[4:]})
+        np.testing.assert_array_equal(np.concatenate([flat["a"], flat["b"]]).ravel(), expected)

@@ -60,6 +60,25 @@ def test_matrix_every_written_model_runs_in_litert(quantization, sparse, mlp16, 
     assert art.report.sparse == sparse
 
 
+# The same with unstructured zeros: the converter densifies them at load time (DENSIFY), which
+# XNNPACK refuses for int8 and dynamic-range weights.
+UNSTRUCTURED_SPARSE_RUNS = {"float32": True, "dynamic": False, "float16": True, "int8": False,
+                            "int16x8": True}
+
+
+def test_matrix_unstructured_sparse(make_mlp, data64):
+    model = make_mlp(block=1, keep=0.1)
+    x, y = data64
+    for quantization, runs in UNSTRUCTURED_SPARSE_RUNS.items():
+        if runs:
+            art = to_tflite(model, quantization=quantization, sparse=True,
+                            representative_data=x, verify=(x, y))
+            assert inspect(art.model_bytes).op_counts["DENSIFY"] == 2
+        else:
+            with pytest.raises(ValueError, match="failed to delegate FULLY_CONNECTED"):
+                to_tflite(model, quantization=quantization, sparse=True, representative_data=x)
+
+
 def test_auto_keeps_the_smaller_faithful_encoding(mlp16, data64):
     x, y = data64
     int8 = to_tflite(mlp16, quantization="int8", sparse="auto", representative_data=x)

@@ -57,6 +57,7 @@ class _Config:
     metric: str
     seed: int
     sensitivity_budget: float | None
+    checkpoint: str
 
 
 def _parse_rewind(rewind) -> tuple[str, int]:
@@ -84,8 +85,15 @@ def _fraction(name: str, value, allow_zero: bool = False) -> float:
     if (isinstance(value, bool) or not isinstance(value, (int, float))
             or not (low_ok and value < 1)):
         bound = "[0, 1)" if allow_zero else "(0, 1)"
-        raise ValueError(f"Argument `{name}` must be a float in {bound}. Received: {name}={value!r}")
+        raise ValueError(
+            f"Argument `{name}` must be a float in {bound}. Received: {name}={value!r}")
     return float(value)
+
+
+def _choice(name: str, value, choices: tuple) -> str:
+    if value not in choices:
+        raise ValueError(f"Argument `{name}` must be one of {choices}. Received: {name}={value!r}")
+    return value
 
 
 def _budget(name: str, value) -> float:
@@ -279,6 +287,7 @@ def imp(
     sensitivity_budget: float | None = None,
     initial_model: keras.Model | None = None,
     workdir=None,
+    checkpoint: str = "round",
     seed: int = 0,
     verbose: int = 1,
 ) -> IMPResult:
@@ -308,6 +317,9 @@ def imp(
             so each layer ends where pruning it alone costs at most this much.
         initial_model: start from this trained model instead of training round 0.
         workdir: parent folder for the run folder `imp-<config hash>`; resumes if it exists.
+        checkpoint: 'round' resumes a killed run from its last completed round (one `fit` per
+            round: least overhead); 'epoch' from its last completed epoch (one `fit` per
+            epoch: for rounds that take long).
         seed: seed of initialization, shuffling and dropout.
         verbose: 0 silent, 1 round table and Keras progress, 2 Keras progress per epoch only.
     """
@@ -335,6 +347,7 @@ def imp(
         block=None if block is None else tuple(block), metric=metric, seed=int(seed),
         sensitivity_budget=None if sensitivity_budget is None else _fraction(
             "sensitivity_budget", sensitivity_budget),
+        checkpoint=_choice("checkpoint", checkpoint, ("round", "epoch")),
     )
     keras.utils.set_random_seed(cfg.seed)
     reference = _build(build_model, None)
@@ -580,19 +593,28 @@ class _Driver:
 
     # --- training with epoch checkpoints
     def _train(self, model, r: int, epochs: int, callbacks: list) -> None:
+        if self.cfg.checkpoint == "round":
+            self._fit(model, r, 0, epochs, callbacks)
+            return
         start_epoch = self._restore_state(model, r)
         for epoch in range(start_epoch, epochs):
-            keras.utils.set_random_seed(self.cfg.seed * 100_003 + r * 1_009 + epoch)
-            fit_kwargs = self._fit_data(r, epoch)
-            t0 = time.perf_counter()
-            model.fit(**fit_kwargs, initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks,
-                      verbose=1 if self.verbose else 0)
-            self._fit_seconds += time.perf_counter() - t0
+            self._fit(model, r, epoch, epoch + 1, callbacks)
             self._save_state(model, r, epoch + 1)
 
-    def _fit_data(self, r: int, epoch: int) -> dict:
+    def _fit(self, model, r: int, first: int, last: int, callbacks: list) -> None:
+        keras.utils.set_random_seed(self.cfg.seed * 100_003 + r * 1_009 + first)
+        t0 = time.perf_counter()
+        model.fit(**self._fit_data(r, first, shuffle_each_epoch=last - first > 1),
+                  initial_epoch=first, epochs=last, callbacks=callbacks,
+                  verbose=1 if self.verbose else 0)
+        self._fit_seconds += time.perf_counter() - t0
+
+    def _fit_data(self, r: int, epoch: int, shuffle_each_epoch: bool) -> dict:
         if self.train.size is None:
             kw = {"x": self.train.x}
+        elif shuffle_each_epoch:
+            kw = {"x": self.train.x, "y": self.train.y, "batch_size": self.cfg.batch_size,
+                  "shuffle": True}
         else:
             order = np.random.default_rng([self.cfg.seed, r, epoch]).permutation(self.train.size)
             kw = {"x": _take(self.train.x, order), "y": _take(self.train.y, order),

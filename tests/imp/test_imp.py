@@ -103,6 +103,7 @@ from helpers_imp import builder, toy_data
 x, y = toy_data(n=600)
 r = tfimp.imp(builder(dropout=0.2), (x[:500], y[:500]), (x[500:], y[500:]), rounds=3, rate=0.5,
               epochs_per_round=3, batch_size=10, rewind=("epoch", 1), workdir={workdir!r},
+              checkpoint="epoch",
               verbose=0)
 data = r._run.load_arrays("round_03.npz")
 np.savez({out!r}, **data)
@@ -122,7 +123,8 @@ def test_sigkill_then_resume_gives_same_final_masks(tmp_path):
     x, y = toy_data(n=600)
     reference = tfimp.imp(builder(dropout=0.2), (x[:500], y[:500]), (x[500:], y[500:]),
                           rounds=3, rate=0.5, epochs_per_round=3, batch_size=10,
-                          rewind=("epoch", 1), workdir=tmp_path / "a", verbose=0)
+                          rewind=("epoch", 1), workdir=tmp_path / "a", verbose=0,
+                          checkpoint="epoch")
     ref = reference._run.load_arrays("round_03.npz")
     kills = 0
     for target in [(0, 2), (2, 1)]:  # kill once (round, epochs done) is reached
@@ -232,3 +234,10 @@ def test_prune_functional_model_with_raw_ops():
     x = np.random.default_rng(0).random((3, 4)).astype("float32")
     np.testing.assert_array_equal(pruned(x), plain(x))
     assert tfimp.sparsity_report(plain).sparsity == 0.5
+
+
+def test_round_checkpoints_are_deterministic(tmp_path):
+    a = _run(tmp_path / "a", rounds=2)
+    b = _run(tmp_path / "b", rounds=2)
+    for x, y in zip(_round_masks(a, 2), _round_masks(b, 2)):
+        np.testing.assert_array_equal(x, y)

@@ -8,7 +8,8 @@ add_executable(model_runner
   ${CMAKE_CURRENT_LIST_DIR}/model_data.cc)
 target_compile_features(model_runner PRIVATE cxx_std_17)
 target_compile_definitions(model_runner PRIVATE TF_LITE_STATIC_MEMORY)
+target_compile_options(model_runner PRIVATE -fno-rtti -fno-exceptions -fno-threadsafe-statics)
 target_include_directories(model_runner PRIVATE
   ${CMAKE_CURRENT_LIST_DIR} ${TFLM_DIR}
-  ${TFLM_DOWNLOADS}/flatbuffers/include ${TFLM_DOWNLOADS}/gemmlowp)
+  ${TFLM_DOWNLOADS}/flatbuffers/include ${TFLM_DOWNLOADS}/gemmlowp ${TFLM_DOWNLOADS}/ruy)
 target_link_libraries(model_runner PRIVATE ${TFLM_LIB})

@@ -63,3 +63,13 @@ def test_bad_bundles_and_arguments_are_refused_before_ssh(models, rpi_bundle, tm
         deploy_rpi("pi@localhost", rpi_bundle, port=0)
     with pytest.raises(ValueError, match="`host` must be USER@HOST"):
         deploy_rpi("-oProxyCommand=x", rpi_bundle)
+
+
+@pytest.mark.slow
+def test_deploy_with_setup_installs_the_requirements_on_the_board(sshd, rpi_bundle, tmp_path):
+    result = deploy_rpi(f"{sshd.user}@{sshd.host}", rpi_bundle, port=sshd.port,
+                        identity=sshd.identity, python=sys.executable, setup=True,
+                        remote_dir=str(tmp_path / "board" / "cnn"), ssh_options=_options(sshd))
+    venv_python = tmp_path / "board" / "cnn" / ".venv" / "bin" / "python"
+    assert result.python == ".venv/bin/python" and venv_python.exists()
+    assert result.check["ok"] and not list((tmp_path / "board").glob("*.partial"))

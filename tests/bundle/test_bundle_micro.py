@@ -1,5 +1,6 @@
 """The micro bundle: C sources that compile, exactly the model's ops, a sufficient arena."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -96,3 +97,44 @@ def test_model_check_accepts_the_model_and_refuses_another(micro_bundle, tmp_pat
     first = re.search(r"0x[0-9a-f]{2}", source[source.index("{"):]).start() + source.index("{")
     (other / "model_data.cc").write_text(source[:first] + "0x00" + source[first + 4:])
     assert compile_and_run(other) == "mismatch"
+
+
+TFLM_DIR = os.environ.get("TFLM_DIR")
+needs_tflm = pytest.mark.skipif(not (TFLM_DIR and GXX), reason="set TFLM_DIR to a tflite-micro "
+                                "checkout whose third-party downloads are in place")
+
+
+@needs_tflm
+def test_runner_compiles_against_tflite_micro(micro_bundle):
+    downloads = f"{TFLM_DIR}/tensorflow/lite/micro/tools/make/downloads"
+    proc = subprocess.run([GXX, "-std=c++17", "-Wall", "-Werror", "-fsyntax-only",
+                           "-DTF_LITE_STATIC_MEMORY", f"-I{micro_bundle}", f"-isystem{TFLM_DIR}",
+                           f"-isystem{downloads}/flatbuffers/include",
+                           f"-isystem{downloads}/gemmlowp", str(micro_bundle / "main.cc")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@needs_tflm
+@pytest.mark.slow
+def test_runner_builds_with_its_makefile_and_runs(micro_bundle, tmp_path, models):
+    lib = f"{TFLM_DIR}/gen/linux_x86_64_default_gcc/lib/libtensorflow-microlite.a"
+    if not os.path.isfile(lib):
+        pytest.skip(f"build TFLite Micro first: {lib} is missing")
+    work = tmp_path / "micro"
+    shutil.copytree(micro_bundle, work)
+    make = subprocess.run(["make", "-C", str(work), f"TFLM_DIR={TFLM_DIR}"],
+                          capture_output=True, text=True, timeout=600)
+    assert make.returncode == 0, make.stdout + make.stderr
+    run = subprocess.run([str(work / "model_runner")], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    arena = read_manifest(micro_bundle)["micro"]["arena_size"]
+    log = run.stdout + run.stderr  # MicroPrintf goes to the target's debug log (stderr here)
+    used, total = map(int, re.search(r"arena used (\d+) of (\d+) bytes", log).groups())
+    assert total == arena and 0 < used <= arena
+    # the runner feeds zeros through the manifest's preprocessing; LiteRT must agree on the class
+    m = read_manifest(micro_bundle)
+    zero_point = m["inputs"][0]["quantization"]["zero_point"]
+    x = np.full((1, 8, 8, 1), zero_point, np.int8)
+    expected = int(np.argmax(run_micro(models["int8"].read_bytes(), x).outputs[0]))
+    assert f"top class {expected} " in log

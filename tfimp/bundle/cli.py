@@ -7,6 +7,7 @@ import json
 import sys
 
 from tfimp.bundle.targets import TARGETS
+from tfimp.profile.micro import BOARDS
 
 
 def _bundle_parser() -> argparse.ArgumentParser:
@@ -16,20 +17,24 @@ def _bundle_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, choices=sorted(TARGETS))
     p.add_argument("--out", required=True, help="bundle folder (must be new or empty)")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
-    p.add_argument("--board", help="micro: the board profile the model must fit")
+    p.add_argument("--board", help=f"micro: the board the model must fit ({', '.join(BOARDS)})")
     p.add_argument("--labels", help="text file with one class label per line")
-    p.add_argument("--mean", type=float, nargs="+", help="preprocessing: (x - mean) / std")
-    p.add_argument("--std", type=float, nargs="+", help="preprocessing: (x - mean) / std")
+    p.add_argument("--mean", type=_floats, help="preprocessing (x - mean) / std: a number, or "
+                   "one per channel separated by commas (e.g. 123.7,116.3,103.5)")
+    p.add_argument("--std", type=_floats, help="preprocessing (x - mean) / std, like --mean")
     p.add_argument("--export-report", help="JSON of the export report, to record its settings")
     p.add_argument("--no-profile", dest="profile", action="store_false",
                    help="skip measuring latency/memory on this machine")
     return p
 
 
-def _one_or_tuple(values):
-    if values is None:
-        return None
-    return values[0] if len(values) == 1 else tuple(values)
+def _floats(text: str) -> float | tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or numbers separated by commas, "
+                                         f"got {text!r}") from None
+    return values[0] if len(values) == 1 else values
 
 
 def bundle_main(argv: list[str] | None = None) -> int:
@@ -39,7 +44,8 @@ def bundle_main(argv: list[str] | None = None) -> int:
 
     pre = None
     if args.mean is not None or args.std is not None:
-        pre = {"mean": _one_or_tuple(args.mean) or 0.0, "std": _one_or_tuple(args.std) or 1.0}
+        pre = {"mean": 0.0 if args.mean is None else args.mean,
+               "std": 1.0 if args.std is None else args.std}
     try:
         out = build(args.model, args.target, args.out, force=args.force, board=args.board,
                     labels=args.labels, preprocessing=pre, profile=args.profile,

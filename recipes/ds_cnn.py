@@ -18,6 +18,7 @@ def recipe() -> Recipe:
         imp=IMPSpec(rounds=8, rate=0.2, scope="global", rewind="epoch", rewind_at=1,
                     budget=0.01),
         export=ExportSpec(float32=True, int8=True, sparse="auto"),
-        profile=ProfileSpec(threads=(1, 2), runs=100, micro=True, board="cortex-m4"),
-        smoke={"model.kwargs.filters": 16, "imp.rewind": "init", "imp.rewind_at": None},
+        profile=ProfileSpec(threads=(1, 2), runs=100, micro=True, board="cortex-m4-256k"),
+        smoke={"model.kwargs.filters": 16, "imp.rewind": "init", "imp.rewind_at": None,
+               "export.sparse": False},
     )

@@ -20,7 +20,7 @@ def recipe() -> Recipe:
                     budget=0.01),
         export=ExportSpec(float32=True, int8=True, sparse="auto"),
         profile=ProfileSpec(threads=(1, 2), runs=100, micro=True),
-        smoke={"model.kwargs.input_shape": (16, 16, 3), "model.kwargs.width": 8,
+        smoke={"model.kwargs.width": 8,
                "train.batch_size": 32, "train.lr": 0.01, "imp.rewind": "init",
-               "imp.rewind_at": None},
+               "imp.rewind_at": None, "export.sparse": False},
     )

@@ -19,6 +19,6 @@ def recipe() -> Recipe:
                     budget=0.01),
         export=ExportSpec(float32=True, int8=True, sparse="auto"),
         profile=ProfileSpec(threads=(1, 2), runs=100, micro=True),
-        smoke={"model.kwargs.input_shape": (16, 16, 3), "imp.rewind": "init",
-               "imp.rewind_at": None},
+        smoke={"model.kwargs.filters": 8, "imp.rewind": "init", "imp.rewind_at": None,
+               "export.sparse": False},
     )

@@ -134,7 +134,10 @@ class DataSpec(_Config):
 
 @dataclasses.dataclass(frozen=True)
 class TrainSpec(_Config):
-    """How each IMP round trains: optimizer, learning rate, batch size, epochs per round."""
+    """How each IMP round trains: optimizer, learning rate, batch size, epochs per round.
+
+    `run_eagerly` skips graph tracing: slower per step, faster for a handful of steps.
+    """
 
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -144,6 +147,7 @@ class TrainSpec(_Config):
     epochs_per_round: int = 1
     loss: str = "sparse_categorical_crossentropy"
     metric: str = "accuracy"
+    run_eagerly: bool = False
 
     def __post_init__(self):
         if self.optimizer not in _OPTIMIZERS:
@@ -306,9 +310,9 @@ class Recipe(_Config):
 
     def smoke_recipe(self) -> Recipe:
         """This recipe shrunk to a few steps on tiny data, all stages kept."""
-        generic = {"imp.rounds": min(self.imp.rounds, 2), "imp.rate": max(self.imp.rate, 0.5),
-                   "train.epochs_per_round": 1, "data.offline": True,
-                   "data.train_samples": 128, "data.test_samples": 64,
+        generic = {"imp.rounds": min(self.imp.rounds, 1), "imp.rate": max(self.imp.rate, 0.5),
+                   "train.epochs_per_round": 1, "train.run_eagerly": True, "data.offline": True,
+                   "data.train_samples": 64, "data.test_samples": 32,
                    "export.calibration_samples": 16, "export.verify_samples": 64,
                    "profile.runs": 3}
         return self.override(**{k.replace(".", "__"): v for k, v in

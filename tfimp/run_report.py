@@ -2,116 +2,31 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
-SYNTHETIC_NOTE = "synthetic data: accuracy is meaningless; sizes and latencies hold"
+from tfimp.data import SYNTHETIC_NOTE
+from tfimp.imp_report import write_history, write_plots
+from tfimp.runs import atomic_write_text
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` to `path` atomically (a temp file in the same folder, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write(report, out: str | os.PathLike) -> list[str]:
-    """Writes report.md, report.json, history.csv/json, sparsity.txt and plots into `out`.
-
-    Returns:
-        The paths written.
-    """
+def write(report, out: str | os.PathLike) -> None:
+    """Writes report.md, report.json, history.csv/json, sparsity.txt and the plots into `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    files = {
-        "report.md": report.markdown(),
-        "report.json": json.dumps(report.to_dict(), indent=2, default=_json_default),
-        "history.json": json.dumps(list(report.history), indent=2, default=_json_default),
-        "history.csv": history_csv(report.history),
-        "sparsity.txt": report.sparsity_table + "\n",
-    }
-    for name, text in files.items():
-        write_text(out / name, text)
-    written = [str(out / name) for name in files]
-    return written + plots(report, out)
+    atomic_write_text(out / "report.md", report.markdown())
+    atomic_write_text(out / "report.json",
+                      json.dumps(report.to_dict(), indent=2, default=_json_default))
+    atomic_write_text(out / "sparsity.txt", report.sparsity_table + "\n")
+    write_history(out, list(report.history))
+    write_plots(out, list(report.history), report.metric, report.dense_metric)
 
 
 def _json_default(value):
-    if hasattr(value, "item"):
-        return value.item()
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
-
-
-def history_csv(history) -> str:
-    """The IMP history as CSV, one row per round, columns in first-seen order."""
-    columns = list(dict.fromkeys(k for row in history for k in row))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: _scalar(row.get(k)) for k in columns})
-    return buf.getvalue()
-
-
-def _scalar(value):
-    return value.item() if hasattr(value, "item") else value
-
-
-def plots(report, out: Path) -> list[str]:
-    """PNG plots: metric vs remaining weights with the dense line; per-layer sparsity.
-
-    Returns the paths written; none when matplotlib is not installed.
-    """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
-    from tfimp.runner import metric_of
-
-    paths = []
-    remaining = [100 * (1 - float(r["sparsity"])) for r in report.history]
-    values = [metric_of(r, report.metric) for r in report.history]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(remaining, values, "o-", label="IMP rounds")
-    ax.axhline(report.dense_metric, color="gray", ls="--", label="dense")
-    ax.axhline(report.dense_metric - report.budget, color="red", ls=":", label="budget")
-    ax.set(xscale="log", xlabel="remaining weights (%)", ylabel=f"validation {report.metric}",
-           title=report.recipe.name + (" (synthetic data)" if report.synthetic else ""))
-    ax.invert_xaxis()
-    ax.legend()
-    paths.append(_save(fig, out / "metric_vs_remaining.png"))
-    rows = report.sparsity["rows"]
-    fig, ax = plt.subplots(figsize=(6, 0.3 * len(rows) + 1.5))
-    ax.barh([r["layer"] for r in rows], [100 * r["sparsity"] for r in rows])
-    ax.set(xlabel="sparsity (%)", xlim=(0, 100), title="per-layer sparsity of the best model")
-    ax.invert_yaxis()
-    paths.append(_save(fig, out / "layer_sparsity.png"))
-    plt.close("all")
-    return paths
-
-
-def _save(fig, path: Path) -> str:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
-    return str(path)
 
 
 def _pct(x) -> str:
@@ -203,8 +118,17 @@ def _micro_section(r) -> list[str]:
     m = r.micro
     if m is None:
         return []
-    if not m.get("runnable"):
-        return ["## TFLite Micro", "", f"int8 model not runnable on TFLite Micro: "
-                f"{m.get('reason')}", ""]
-    keys = [k for k in ("arena_bytes", "flash_bytes", "board", "fits", "ops") if k in m]
-    return ["## TFLite Micro (int8)", ""] + [f"- {k}: {m[k]}" for k in keys] + [""]
+    lines = ["## TFLite Micro (int8 model)", ""]
+    if m.get("arena_bytes") is None:
+        reason = m.get("arena_error") or m.get("error")
+        return lines + [f"Not runnable on TFLite Micro: {reason}", ""]
+    lines += [f"- tensor arena: {m['arena_bytes']:,} bytes",
+              f"- flash (model): {m['flash_bytes']:,} bytes"]
+    v = m.get("verdict")
+    if v:
+        word = {True: "fits", False: "does NOT fit", None: "unknown"}[v["fits"]]
+        lines.append(f"- {v['board']}: {word} (RAM margin {v['ram_margin_bytes']:,} B, flash "
+                     f"margin {v['flash_margin_bytes']:,} B)")
+    if m.get("c_files"):
+        lines.append(f"- C array: {', '.join(m['c_files'])}")
+    return lines + [""]

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 from tfimp import run_report
-from tfimp.run_report import SYNTHETIC_NOTE
 from tfimp.recipe import Recipe, load_recipe
 
 DEFAULT_RECIPE = "lenet_300_100"
@@ -121,14 +120,15 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
         recipe = load_recipe(recipe)
     if smoke:
         recipe = recipe.smoke_recipe()
+    check(recipe)
     start = time.time()
     workdir = Path(workdir or Path("runs") / f"{recipe.name}-{recipe.digest()}")
     report_dir = workdir / "report"
     (report_dir / "models").mkdir(parents=True, exist_ok=True)
     data = load_data(recipe)
     if data.info.get("synthetic"):
-        print(f"tfimp run: {SYNTHETIC_NOTE}", flush=True)
-    result = _imp(recipe, data, workdir / "imp")
+        print(f"tfimp run: {run_report.SYNTHETIC_NOTE}", flush=True)
+    result = _imp(recipe, data, workdir)
     best = result.best(budget=recipe.imp.budget)
     row = dict(result.best_round(recipe.imp.budget))
     fields = _imp_fields(recipe, data, result, best, row)
@@ -143,14 +143,14 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
 
 
 def load_data(recipe: Recipe):
-    """The recipe's dataset from `tfimp.data`, cut to `train_samples`/`test_samples`."""
+    """The recipe's dataset from `tfimp.data`, cut to `train_samples`/`test_samples`.
+
+    The split does not depend on `recipe.seed`: seeds vary initialization and training order.
+    """
     from tfimp import data as data_lib
 
     spec = recipe.data
-    kwargs = dict(spec.kwargs)
-    if "seed" in pyinspect.signature(data_lib.get).parameters:
-        kwargs.setdefault("seed", recipe.seed)
-    ds = data_lib.get(spec.name, offline=spec.offline, **kwargs)
+    ds = data_lib.get(spec.name, offline=spec.offline, **spec.kwargs)
     n_train, n_test = spec.train_samples, spec.test_samples
     return dataclasses.replace(ds, x_train=ds.x_train[:n_train], y_train=ds.y_train[:n_train],
                                x_test=ds.x_test[:n_test], y_test=ds.y_test[:n_test])
@@ -166,9 +166,7 @@ def make_builder(recipe: Recipe, data):
 
     from tfimp import models
 
-    if recipe.model.name not in models.MODELS:
-        raise ValueError(f"Argument `model.name` must be one of {sorted(models.MODELS)}. "
-                         f"Received: model.name={recipe.model.name!r}")
+    check(recipe)
     fn = models.MODELS[recipe.model.name]
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in recipe.model.kwargs.items()}
     params = pyinspect.signature(fn).parameters
@@ -181,7 +179,7 @@ def make_builder(recipe: Recipe, data):
         keras.utils.set_random_seed(recipe.seed)
         model = fn(**kwargs)
         model.compile(optimizer=make_optimizer(recipe.train), loss=recipe.train.loss,
-                      metrics=[recipe.train.metric])
+                      metrics=[recipe.train.metric], run_eagerly=recipe.train.run_eagerly)
         return model
 
     return build
@@ -231,7 +229,7 @@ def _imp_fields(recipe: Recipe, data, result, best, row: dict) -> dict:
     report = sparsity_report(best)
     info = dict(data.info, train_samples=len(data.x_train), test_samples=len(data.x_test))
     return dict(data=info, params=int(best.count_params()), metric=metric,
-                dense_metric=metric_of(history[0], metric), history=history,
+                dense_metric=float(result.dense_metric), history=history,
                 budget=recipe.imp.budget, best_round=row, best_metric=metric_of(row, metric),
                 sparsity=report.to_dict(), sparsity_table=str(report))
 
@@ -255,7 +253,7 @@ def _export(model, path: Path, target: str, spec, data) -> ExportRow:
     n = spec.verify_samples
     try:
         art = to_tflite(model, path, quantization=_QUANT[target], sparse=spec.sparse,
-                        representative_data=data.x_train[:spec.calibration_samples],
+                        representative_data=_calibration(data.x_train[:spec.calibration_samples]),
                         verify=(data.x_test[:n], data.y_test[:n]))
     except (ValueError, RuntimeError) as e:
         return ExportRow(target, error=_first_line(e))
@@ -267,6 +265,13 @@ def _export(model, path: Path, target: str, spec, data) -> ExportRow:
                      None if v is None else v.accuracy_keras,
                      None if v is None else v.accuracy_tflite,
                      None if v is None else v.agreement)
+
+
+def _calibration(x):
+    """Calibration inputs for `to_tflite`; integer inputs (token ids) keep their dtype."""
+    if x.dtype.kind not in "iu":
+        return x
+    return lambda: ([x[i:i + 1]] for i in range(len(x)))
 
 
 def _latency(recipe: Recipe, paths: dict) -> tuple[LatencyRow, ...]:
@@ -285,26 +290,39 @@ def _latency(recipe: Recipe, paths: dict) -> tuple[LatencyRow, ...]:
 
 
 def _micro(recipe: Recipe, paths: dict, out: Path) -> dict | None:
-    """TFLite Micro arena (and C array when `export.micro`) for the int8 model."""
+    """TFLite Micro arena, flash and board verdict of the int8 model; its C array when
+    `export.micro` and TFLite Micro runs it."""
     if not recipe.profile.micro or "int8" not in paths:
         return None
     from tfimp import profile
 
     try:
-        m = profile.micro(paths["int8"], board=recipe.profile.board)
-        info = m.get_config() if hasattr(m, "get_config") else dataclasses.asdict(m)
+        info = profile.micro(paths["int8"], board=recipe.profile.board).get_config()
     except (ValueError, RuntimeError, OSError) as e:
-        return {"runnable": False, "error": "", "reason": _first_line(e)}
-    info = {"runnable": True, "error": "", **info}
-    if recipe.export.micro:
+        return {"arena_bytes": None, "error": _first_line(e)}
+    if recipe.export.micro and info.get("arena_bytes") is not None:
         from tfimp.export import to_micro
 
         try:
-            art = to_micro(paths["int8"], out)
-            info["c_files"] = [str(f) for f in art.files]
+            info["c_files"] = [str(f) for f in to_micro(paths["int8"], out).files]
         except (ValueError, RuntimeError, OSError) as e:
-            info["c_error"] = _first_line(e)
+            info["error"] = f"C array: {_first_line(e)}"
     return info
+
+
+def check(recipe: Recipe) -> None:
+    """Raises ValueError for a model, dataset or board name that the run would fail on."""
+    from tfimp import data, models
+    from tfimp.profile.micro import get_board
+
+    if recipe.model.name not in models.MODELS:
+        raise ValueError(f"Argument `model.name` must be one of {sorted(models.MODELS)}. "
+                         f"Received: model.name={recipe.model.name!r}")
+    if recipe.data.name not in data.DATASETS:
+        raise ValueError(f"Argument `data.name` must be one of {sorted(data.DATASETS)}. "
+                         f"Received: data.name={recipe.data.name!r}")
+    if recipe.profile.board is not None:
+        get_board(recipe.profile.board)
 
 
 def _first_line(e: BaseException) -> str:
@@ -345,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         recipe = load_recipe(name or DEFAULT_RECIPE)
         recipe = recipe.override(*(() if name else DEFAULT_OVERRIDES), *words)
+        check(recipe)
     except ValueError as e:
         print(f"tfimp run: {e}", file=sys.stderr)
         return 2
@@ -358,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["ExportRow", "LatencyRow", "RunReport", "load_data", "main", "make_builder",
-           "make_optimizer", "metric_of", "run"]
+           "make_optimizer", "metric_of", "run", "check"]
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -33,7 +33,7 @@ def test_recipe_round_trips_through_json_config(name):
     assert again == r
     assert again.digest() == r.digest()
     smoke = r.smoke_recipe()
-    assert smoke.imp.rounds <= 2 and smoke.data.train_samples <= 128
+    assert smoke.imp.rounds == 1 and smoke.data.train_samples <= 64
     assert smoke.digest() != r.digest()
 
 
@@ -129,3 +129,63 @@ def test_run_command_rejects_bad_input_before_training(capsys):
     assert "recipes: " in capsys.readouterr().err
     assert main(["rounds=abc"]) == 2
     assert "`imp.rounds` expects an integer" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- end to end
+SMOKE_SPARSITY = 0.5  # smoke runs prune once at rate >= 0.5
+
+
+def _check_report(report, name):
+    from tfimp.data import SYNTHETIC_NOTE
+
+    assert report.errors == []
+    assert [h["round"] for h in report.history] == [0, 1]
+    assert report.history[0]["sparsity"] == 0.0
+    assert report.history[1]["sparsity"] == pytest.approx(SMOKE_SPARSITY, abs=0.05)
+    assert 0.0 <= report.dense_metric <= 1.0
+    exports = {e.target: e for e in report.exports}
+    assert set(exports) == {"float32", "int8"}
+    for e in exports.values():
+        with open(e.path, "rb") as f:
+            assert f.read(8)[4:8] == b"TFL3"
+        assert e.bytes > 0 and e.agreement is not None
+        assert {c["sparse"] for c in e.candidates} == {False, True}
+    assert exports["int8"].bytes < exports["float32"].dense_float32_bytes
+    assert [(r.target, r.threads) for r in report.latency] == [
+        ("float32", 1), ("float32", 2), ("int8", 1), ("int8", 2)]
+    assert all(r.median_us > 0 for r in report.latency)
+    md = open(f"{report.report_dir}/report.md").read()
+    for section in ("## IMP rounds", "## Per-layer sparsity", "## Exported models",
+                    "## Latency", "## TFLite Micro"):
+        assert section in md
+    assert (SYNTHETIC_NOTE in md) == report.synthetic
+    saved = json.load(open(f"{report.report_dir}/report.json"))
+    assert saved["recipe"]["name"] == name and saved["errors"] == []
+    assert len(open(f"{report.report_dir}/history.csv").read().splitlines()) == 3
+
+
+@pytest.mark.parametrize("name", [n for n in RECIPES if n != "lenet_300_100"])
+def test_recipe_smoke_runs_every_stage(name, tmp_path):
+    from tfimp.runner import run
+
+    report = run(name, workdir=tmp_path, smoke=True)
+    _check_report(report, name)
+    if report.micro.get("arena_bytes") is None:
+        assert report.micro["arena_error"]
+
+
+def test_run_command_smoke_prints_the_report(tmp_path, capsys):
+    from tfimp.runner import main
+
+    code = main(["lenet_300_100", "--smoke", "--workdir", str(tmp_path), "seed=1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    for text in ("dense accuracy", "| round | sparsity", "fc1/kernel", "best within budget",
+                 "| float32 | ", "| int8 | ", "## Latency", "tensor arena"):
+        assert text in out
+    from tfimp.runner import RunReport  # noqa: F401 (the saved report is complete JSON)
+
+    saved = json.load(open(tmp_path / "report" / "report.json"))
+    assert saved["recipe"]["seed"] == 1 and saved["data"]["synthetic"] is False
+    assert saved["micro"]["arena_bytes"] > 0
+    assert (tmp_path / "report" / "models" / "lenet_300_100_int8.tflite").is_file()

@@ -34,9 +34,13 @@ class UpdateMasks(keras.callbacks.Callback):
         for w in self._wrappers:
             w.driven = True
             w.last_pruned_step(refresh=True)
-        # Only a train function this callback kept may be reused; another one may have been
-        # traced without it (and may have failed half-way, e.g. for lack of this callback).
-        if self.model.train_function is not getattr(self.model, "_tfimp_train_function", None):
+        # Reuse the train function traced under this callback (retracing costs a second and
+        # slows the first steps after it). Any other one may have been traced without the
+        # callback (and failed half-way), so it is replaced by a fresh one.
+        kept, compiled = getattr(self.model, "_tfimp_train_function", (None, None))
+        if kept is not None and _same(compiled, _compile_state(self.model)):
+            self.model.train_function = kept
+        else:
             self.model.make_train_function(force=True)
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -48,11 +52,25 @@ class UpdateMasks(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         for w in self._wrappers:
             w.driven = False
-        # While the schedule has steps ahead, the next fit() must retrace so that a fit
-        # without this callback is caught; afterwards the traced function stays valid.
+        # While the schedule has steps ahead, a fit() without this callback must trace anew
+        # (and so fail with the message naming the fix): the traced function is kept here,
+        # for the next fit with the callback, instead of on the model.
+        # object.__setattr__: a plain attribute, not tracked (or saved) by Keras.
+        state = (self.model.train_function, _compile_state(self.model))
+        object.__setattr__(self.model, "_tfimp_train_function", state)
         if any(w.schedule_pending() for w in self._wrappers):
             self.model.train_function = None
-        self.model._tfimp_train_function = self.model.train_function
+
+
+def _compile_state(model) -> tuple:
+    """What a traced train function depends on; compile() replaces these."""
+    return tuple(getattr(model, name, None) for name in (
+        "optimizer", "_compile_loss", "_compile_metrics", "_loss_tracker", "steps_per_execution",
+        "jit_compile", "run_eagerly"))
+
+
+def _same(a: tuple | None, b: tuple) -> bool:
+    return a is not None and len(a) == len(b) and all(x is y or x == y for x, y in zip(a, b))
 
 
 class SparsityLogger(keras.callbacks.Callback):

@@ -116,3 +116,20 @@ def test_sparsity_logger_history_and_tensorboard(tmp_path, capsys):
     assert [v for _, v in scalars["sparsity/total"]] == pytest.approx(
         [e["total"] for e in logger.history])
     assert [step for step, _ in scalars["sparsity/total"]] == [0, 1]
+
+
+def test_fit_in_a_loop_reuses_the_trace_and_still_catches_a_missing_callback():
+    model = compiled(tfimp.PolynomialDecay(0.0, 0.5, 0, 12, frequency=2))
+    fit = lambda **kw: model.fit(X, Y, batch_size=4, verbose=0, **kw)
+    fit(callbacks=[UpdateMasks()])
+    first = model._tfimp_train_function[0]
+    fit(callbacks=[UpdateMasks()])
+    assert model._tfimp_train_function[0] is first  # not traced again
+    with pytest.raises(RuntimeError, match="UpdateMasks"):
+        fit()
+    fit(callbacks=[UpdateMasks()])
+    model.compile(keras.optimizers.SGD(0.1), "mse")  # a new optimizer needs a new trace
+    fit(callbacks=[UpdateMasks()])
+    assert model._tfimp_train_function[0] is not first
+    assert model.optimizer.iterations.numpy() == 4
+    assert all(m.mean() == 0.5 for m in get_masks(model).values())

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from sshd_fixture import sshd  # noqa: F401  (the real OpenSSH server for the deploy tests)
 
 LABELS = [f"class-{i}" for i in range(10)]
 
@@ -74,5 +75,3 @@ def rpi_bundle(models, labels_file, tmp_path_factory):
     return build(models["int8"], "rpi", tmp_path_factory.mktemp("b") / "rpi",
                  labels=labels_file, preprocessing={"mean": 0.0, "std": 255.0})
 
-
-from sshd_fixture import sshd  # noqa: E402, F401  (the real OpenSSH server for deploy tests)

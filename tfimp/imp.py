@@ -29,7 +29,7 @@ import numpy as np
 from tfimp import masks as masks_lib
 from tfimp import schedules as schedules_lib
 from tfimp.imp_report import RoundPrinter, write_history, write_plots
-from tfimp.prune import _matches, pruned_layers, sparsity_report, strip
+from tfimp.prune import _matches, _walk, pruned_layers, sparsity_report, strip
 from tfimp.prune import prune as prune_model
 from tfimp.runs import RunDir, pack, unpack
 
@@ -343,7 +343,8 @@ def imp(
         batch_size=_positive_int("batch_size", batch_size), rewind=kind, rewind_point=point,
         scope=scope, exclude=tuple(str(e) if not isinstance(e, type) else e.__name__
                                    for e in exclude),
-        layer_rates=tuple(sorted(layer_rates.items())),
+        layer_rates=tuple(sorted((k if isinstance(k, str) else k.__name__, v)
+                                 for k, v in layer_rates.items())),
         block=None if block is None else tuple(block), metric=metric, seed=int(seed),
         sensitivity_budget=None if sensitivity_budget is None else _fraction(
             "sensitivity_budget", sensitivity_budget),
@@ -407,6 +408,11 @@ def _check_metric(model, metric: str, val: _Data, batch_size: int) -> None:
         )
 
 
+def _rate_for(layer, layer_rates: Mapping) -> float | None:
+    hits = [rate for sel, rate in layer_rates.items() if _matches(layer, sel)]
+    return hits[-1] if hits else None
+
+
 class _Driver:
     """Holds one run's state between rounds; `run()` resumes from the run folder."""
 
@@ -414,17 +420,30 @@ class _Driver:
                  initial_model, verbose):
         self.build_model, self.reference = build_model, reference
         self.train, self.val, self.cfg, self.run_dir = train, val, cfg, run
-        self.exclude, self.layer_rates = tuple(exclude), dict(layer_rates)
+        # Exclusions and rates by layer position: auto-generated layer names differ between
+        # builds of the same model.
+        layers = list(_walk(reference))
+        self._excluded = [i for i, layer in enumerate(layers)
+                          if any(_matches(layer, sel) for sel in exclude)]
+        self.exclude = tuple(exclude)
+        # Rates by wrapper position: layer names differ between builds of the same model.
+        ref = prune_model(reference, None, scope=cfg.scope, exclude=self._exclude_in(reference),
+                          block=cfg.block)
+        self.rates = [_rate_for(w.layer, layer_rates) for w in pruned_layers(ref)]
         self.initial_model, self.verbose = initial_model, verbose
         self.printer = RoundPrinter(cfg.metric, cfg.rounds, verbose)
+
+    def _exclude_in(self, model) -> tuple:
+        layers = list(_walk(model))
+        return tuple(layers[i].name for i in self._excluded)
 
     # --- bookkeeping
     def run(self) -> IMPResult:
         manifest = self.run_dir.open() or {"history": [], "round": -1, "epoch": 0,
-                                           "dense_metric": None, "layer_rates": None}
+                                           "dense_metric": None, "rates": None}
         self.manifest = manifest
-        if manifest["layer_rates"] is not None:
-            self.layer_rates = dict(manifest["layer_rates"])
+        if manifest["rates"] is not None:
+            self.rates = list(manifest["rates"])
         if self.verbose and manifest["history"]:
             print(f"Resuming run {self.run_dir.path} after round {manifest['round']}.")
         self.printer.replay(manifest["history"], manifest["dense_metric"])
@@ -435,8 +454,7 @@ class _Driver:
             manifest.update(round=r, epoch=0)
             if r == 0:
                 manifest["dense_metric"] = row[f"val_{self.cfg.metric}"]
-                manifest["layer_rates"] = self._sensitivity_rates()
-                self.layer_rates = dict(manifest["layer_rates"])
+                self.rates = manifest["rates"] = self._sensitivity_rates()
             self.printer.row(row, manifest["dense_metric"])
             manifest["done"] = self._stop(manifest)
             self.run_dir.write_manifest(manifest)
@@ -521,7 +539,7 @@ class _Driver:
     def _pruned_round(self, model, r: int):
         previous = self.run_dir.load_arrays(f"round_{r - 1:02d}.npz")
         model.set_weights(unpack("w", previous))
-        pruned = prune_model(model, None, scope=self.cfg.scope, exclude=self.exclude,
+        pruned = prune_model(model, None, scope=self.cfg.scope, exclude=self._exclude_in(model),
                              block=self.cfg.block)
         old = unpack("m", previous)
         if old:
@@ -530,7 +548,7 @@ class _Driver:
         source = self._rewind_weights(previous)
         fresh = _build(self.build_model, self.reference)
         fresh.set_weights(source)
-        pruned = prune_model(fresh, None, scope=self.cfg.scope, exclude=self.exclude,
+        pruned = prune_model(fresh, None, scope=self.cfg.scope, exclude=self._exclude_in(fresh),
                              block=self.cfg.block)
         _set_masks_list(pruned, masks)
         lr = _final_lr(model, self._round_steps()) if self.cfg.rewind == "none" else None
@@ -554,8 +572,7 @@ class _Driver:
     def _next_masks(self, pruned, r: int) -> list[np.ndarray]:
         sparsity = schedules_lib.geometric_sparsity(self.cfg.rate, r)
         names, weights, old, targets = [], {}, {}, {}
-        for w in pruned_layers(pruned):
-            rate = self._layer_rate(w.layer)
+        for w, rate in zip(pruned_layers(pruned), self.rates):
             for name, var, mask in zip(w.weight_names(), w.pruned_weights, w.get_masks()):
                 names.append(name)
                 weights[name] = keras.ops.convert_to_numpy(var)
@@ -565,26 +582,22 @@ class _Driver:
         new = masks_lib.get(self.cfg.scope)(weights, sparsity, old, targets, self.cfg.block)
         return [new[n] for n in names]
 
-    def _layer_rate(self, layer) -> float | None:
-        hits = [rate for sel, rate in self.layer_rates.items() if _matches(layer, sel)]
-        return hits[-1] if hits else None
-
-    def _sensitivity_rates(self) -> dict:
+    def _sensitivity_rates(self) -> list:
+        """Per-wrapper rates that end each layer at its sensitivity target after all rounds."""
         if self.cfg.sensitivity_budget is None:
-            return dict(self.layer_rates)
+            return list(self.rates)
         from tfimp.sensitivity import sensitivity
 
         model = self._round_model(0)
         report = sensitivity(model, (self.val.x, self.val.y) if self.val.size else self.val.x,
-                             metric=self.cfg.metric, exclude=self.exclude,
+                             metric=self.cfg.metric, exclude=self._exclude_in(model),
                              batch_size=self.cfg.batch_size, verbose=self.verbose)
         if self.verbose:
             print(report)
-        rates = dict(self.layer_rates)
-        for name, target in report.targets(self.cfg.sensitivity_budget).items():
-            if name not in rates and self.cfg.rounds > 0:
-                rates[name] = 1.0 - (1.0 - target) ** (1.0 / self.cfg.rounds) if target else 1e-9
-        return rates
+        targets = list(report.targets(self.cfg.sensitivity_budget).values())
+        rounds = max(self.cfg.rounds, 1)
+        return [rate if rate is not None else 1.0 - (1.0 - target) ** (1.0 / rounds)
+                for rate, target in zip(self.rates, targets)]
 
     def _round_model(self, r: int) -> keras.Model:
         model = _build(self.build_model, self.reference)

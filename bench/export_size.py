@@ -89,13 +89,13 @@ def drop_partial_blocks(pruned: keras.Model, size: int) -> None:
 
 def prune_and_finetune(dense: keras.Model, data, targets: dict, block,
                        epochs: int) -> keras.Model:
-    """Gradual magnitude pruning to per-layer `targets` over 2/3 of the epochs, then tuning.
+    """Gradual magnitude pruning to per-layer `targets` over half the epochs, then tuning.
 
     With `block`, only Dense layers are pruned (blocks of inputs of one output unit).
     """
     steps = int(np.ceil(len(data.x_train) / 32)) * epochs
     schedule = tfimp.PolynomialDecay(0.0, targets["fc1"], begin_step=0,
-                                     end_step=2 * steps // 3, frequency=max(1, steps // 60))
+                                     end_step=steps // 2, frequency=max(1, steps // 60))
     copy = keras.models.clone_model(dense)
     copy.set_weights(dense.get_weights())
     convs = [layer.name for layer in copy.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -121,7 +121,7 @@ def export_rows(name: str, model, data, variants) -> list[dict]:
             "model": name, "variant": label,
             "quantization": r.quantization["name"] + (
                 "" if r.quantization.get("per_channel_dense", True) else " (per-tensor)"),
-            "sparse": r.sparse,
+            "sparse": ("on" if r.sparse else "off") + (" (auto)" if sparse == "auto" else ""),
             "sparsity": r.keras_sparsity, "raw": r.tflite_bytes, "gzip": r.gzip_bytes,
             "dense_f32": r.dense_float32_bytes, "ratio": r.compression_ratio,
             "gzip_ratio": r.gzip_ratio, "acc": r.verification.accuracy_tflite,
@@ -130,21 +130,21 @@ def export_rows(name: str, model, data, variants) -> list[dict]:
     return rows
 
 
-def run_network(key: str, epochs: int) -> list[dict]:
+def run_network(key: str, epochs: int, prune_epochs: int) -> list[dict]:
     build, flatten, targets = NETWORKS[key]
     data = digits(size=28, flatten=flatten)
     t0 = time.time()
     dense = train_dense(build, data, epochs)
     per_tensor = Int8(per_channel_dense=False)
     rows = export_rows(key, dense, data, [("dense", None, False), ("dense", Int8(), False)])
-    unstructured = prune_and_finetune(dense, data, targets, None, epochs)
+    unstructured = prune_and_finetune(dense, data, targets, None, prune_epochs)
     rows += export_rows(key, unstructured, data, [
         ("pruned", None, False), ("pruned", None, True),
         ("pruned", Int8(), False), ("pruned", Int8(), "auto")])
-    blocked = prune_and_finetune(dense, data, targets, (4, 1), epochs)
+    blocked = prune_and_finetune(dense, data, targets, (4, 1), prune_epochs)
     rows += export_rows(key, blocked, data, [("pruned, fc 1x4 blocks", None, False),
                                              ("pruned, fc 1x4 blocks", None, True)])
-    blocked = prune_and_finetune(dense, data, targets, (16, 1), epochs)
+    blocked = prune_and_finetune(dense, data, targets, (16, 1), prune_epochs)
     label = "pruned, fc 1x16 blocks"
     rows += export_rows(key, blocked, data, [
         (label, Int8(), False), (label, Int8(), True),
@@ -163,7 +163,7 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['variant']} | {r['quantization']} | "
-            f"{'on' if r['sparse'] else 'off'} | {100 * r['sparsity']:.1f}% | {r['raw']:,} | "
+            f"{r['sparse']} | {100 * r['sparsity']:.1f}% | {r['raw']:,} | "
             f"{r['gzip']:,} | {r['ratio']:.1f} | {r['gzip_ratio']:.1f} | {r['index_bytes']:,} | "
             f"{100 * r['acc']:.2f}% | {r['delta_pp']:+.2f} |")
     return "\n".join(lines)
@@ -171,12 +171,13 @@ def markdown(rows: list[dict]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=30, help="dense training epochs")
+    p.add_argument("--prune-epochs", type=int, default=60, help="pruning + fine-tuning epochs")
     p.add_argument("--models", default="lenet300,lenet5")
     args = p.parse_args()
     rows = []
     for key in args.models.split(","):
-        rows += run_network(key, args.epochs)
+        rows += run_network(key, args.epochs, args.prune_epochs)
     print(markdown(rows))
 
 

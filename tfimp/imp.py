@@ -29,7 +29,8 @@ import numpy as np
 from tfimp import masks as masks_lib
 from tfimp import schedules as schedules_lib
 from tfimp.imp_report import RoundPrinter, write_history, write_plots
-from tfimp.prune import _matches, _walk, pruned_layers, sparsity_report, strip
+from tfimp.prune import _matches, _walk, pruned_layers, sparsity_report
+from tfimp.wrappers import is_prunable, prunable_weights
 from tfimp.prune import prune as prune_model
 from tfimp.runs import RunDir, pack, unpack
 
@@ -214,6 +215,12 @@ def _final_lr(model: keras.Model, steps: int) -> float | None:
 
 def _masks_list(pruned) -> list[np.ndarray]:
     return [m for w in pruned_layers(pruned) for m in w.get_masks()]
+
+
+def _plain_weights(model) -> list[np.ndarray]:
+    """The weights a stripped copy of `model` would have, without building one."""
+    own = {id(v) for w in pruned_layers(model) for v in [*w.masks, w.pruning_step]}
+    return [keras.ops.convert_to_numpy(v) for v in model.weights if id(v) not in own]
 
 
 def _set_masks_list(pruned, masks: Sequence[np.ndarray]) -> None:
@@ -498,7 +505,7 @@ class _Driver:
             pruned, epochs = self._dense_round(model)
         else:
             pruned, epochs = self._pruned_round(model, r)
-        plain_weights = strip(pruned).get_weights() if pruned is not model else model.get_weights()
+        plain_weights = _plain_weights(pruned)
         t0 = time.perf_counter()
         metrics = model_metrics(pruned, self.val, self.cfg.batch_size)
         eval_seconds = time.perf_counter() - t0
@@ -539,23 +546,25 @@ class _Driver:
     def _pruned_round(self, model, r: int):
         previous = self.run_dir.load_arrays(f"round_{r - 1:02d}.npz")
         model.set_weights(unpack("w", previous))
+        lr = _final_lr(model, self._round_steps()) if self.cfg.rewind == "none" else None
+        masks = self._next_masks(self._prunable_arrays(model), unpack("m", previous), r)
+        model.set_weights(self._rewind_weights(previous))
         pruned = prune_model(model, None, scope=self.cfg.scope, exclude=self._exclude_in(model),
                              block=self.cfg.block)
-        old = unpack("m", previous)
-        if old:
-            _set_masks_list(pruned, old)
-        masks = self._next_masks(pruned, r)
-        source = self._rewind_weights(previous)
-        fresh = _build(self.build_model, self.reference)
-        fresh.set_weights(source)
-        pruned = prune_model(fresh, None, scope=self.cfg.scope, exclude=self._exclude_in(fresh),
-                             block=self.cfg.block)
         _set_masks_list(pruned, masks)
-        lr = _final_lr(model, self._round_steps()) if self.cfg.rewind == "none" else None
-        _compile_like(pruned, fresh, lr)
+        _compile_like(pruned, model, lr)
         epochs = self.cfg.epochs_per_round
         self._train(pruned, r, epochs, [])
         return pruned, epochs
+
+    def _prunable_arrays(self, model) -> list[list[np.ndarray]]:
+        """Per layer that prune() wraps (same order), the values of its prunable weights."""
+        excluded = set(self._exclude_in(model))
+        return [[keras.ops.convert_to_numpy(v) for v in prunable_weights(layer)]
+                for layer in _walk(model)
+                if isinstance(layer, keras.layers.Layer)
+                and not isinstance(layer, (keras.Model, keras.layers.InputLayer))
+                and is_prunable(layer) and layer.name not in excluded]
 
     def _rewind_weights(self, previous) -> list[np.ndarray]:
         if self.cfg.rewind == "init":
@@ -569,18 +578,20 @@ class _Driver:
             return self.cfg.steps_per_round
         return (self.train.batches(self.cfg.batch_size) or 1) * self.cfg.epochs_per_round
 
-    def _next_masks(self, pruned, r: int) -> list[np.ndarray]:
+    def _next_masks(self, arrays, old: list, r: int) -> list[np.ndarray]:
         sparsity = schedules_lib.geometric_sparsity(self.cfg.rate, r)
-        names, weights, old, targets = [], {}, {}, {}
-        for w, rate in zip(pruned_layers(pruned), self.rates):
-            for name, var, mask in zip(w.weight_names(), w.pruned_weights, w.get_masks()):
-                names.append(name)
-                weights[name] = keras.ops.convert_to_numpy(var)
-                old[name] = mask
+        weights, old_masks, targets = {}, {}, {}
+        flat = iter(old)
+        for i, (values, rate) in enumerate(zip(arrays, self.rates)):
+            for j, value in enumerate(values):
+                name = f"{i}:{j}"
+                weights[name] = value
+                if old:
+                    old_masks[name] = next(flat)
                 if rate is not None:
                     targets[name] = schedules_lib.geometric_sparsity(rate, r)
-        new = masks_lib.get(self.cfg.scope)(weights, sparsity, old, targets, self.cfg.block)
-        return [new[n] for n in names]
+        new = masks_lib.get(self.cfg.scope)(weights, sparsity, old_masks, targets, self.cfg.block)
+        return list(new.values())
 
     def _sensitivity_rates(self) -> list:
         """Per-wrapper rates that end each layer at its sensitivity target after all rounds."""

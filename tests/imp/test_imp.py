@@ -249,3 +249,12 @@ def test_exclusions_and_class_rates_hold_across_rebuilt_models(tmp_path):
     (hidden,) = _round_masks(result, 2)
     assert hidden.size - hidden.sum() == round((1 - 0.75**2) * hidden.size)
     assert result.history[-1]["layers"]["out/kernel"] == 0.0
+
+
+def test_round_weights_equal_strip_of_the_pruned_model(tmp_path):
+    from tfimp.imp import _plain_weights
+
+    model = builder()()
+    pruned = tfimp.prune(model, 0.5)
+    for a, b in zip(_plain_weights(pruned), tfimp.strip(pruned).get_weights()):
+        np.testing.assert_array_equal(a, b)

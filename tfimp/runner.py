@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     """`tfimp run [RECIPE] [--workdir DIR] [--smoke] [key=value ...]`."""
     from tfimp.recipe import available
 
-    args = _parser().parse_args(argv)
+    args = _parser().parse_intermixed_args(argv)
     if args.list:
         print("\n".join(available()))
         return 0

@@ -318,6 +318,12 @@ class Recipe(_Config):
         return self.override(**{k.replace(".", "__"): v for k, v in
                                 {**generic, **self.smoke}.items()})
 
+    def diff(self, base: Recipe) -> list[str]:
+        """The `key=value` overrides that turn `base` into this recipe."""
+        mine, theirs = _leaves(self.get_config()), _leaves(base.get_config())
+        return [f"{key}={_format(value)}" for key, value in mine.items()
+                if key not in ("smoke", "description") and theirs.get(key, object()) != value]
+
     def digest(self) -> str:
         """A short hash of the config: names the run's work directory."""
         text = json.dumps(self.get_config(), sort_keys=True, default=str)
@@ -326,6 +332,27 @@ class Recipe(_Config):
 
 _SPECS = {"model": ModelSpec, "data": DataSpec, "train": TrainSpec, "imp": IMPSpec,
           "export": ExportSpec, "profile": ProfileSpec}
+
+
+def _leaves(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and path not in ("smoke", "imp.layer_rates"):
+            out.update(_leaves(value, path + ".") if value else {path: {}})
+        else:
+            out[path] = value
+    return out
+
+
+def _format(value) -> str:
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(_format(v) for v in value)
+    if isinstance(value, dict):
+        return repr(value).replace(" ", "")
+    return str(value)
 
 
 def parse_assignment(text: str) -> tuple[str, str, bool]:

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import inspect as pyinspect
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -108,7 +109,7 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
 
     Args:
         recipe: a `Recipe`, or a recipe name / path for `load_recipe`.
-        workdir: the run's folder (IMP checkpoints in `imp/`, the report in `report/`);
+        workdir: the run's folder (IMP checkpoints in `imp-HASH/`, the report in `report/`);
             default `runs/NAME-HASH`, so that the same config resumes in the same folder.
         smoke: shrink the run to a few steps on tiny data (all stages still run).
         command: the command line that reproduces the run, for the report.
@@ -118,6 +119,7 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
     """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
+    command = command or _command(recipe, workdir, smoke)
     if smoke:
         recipe = recipe.smoke_recipe()
     check(recipe)
@@ -135,7 +137,7 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
     exports, paths = _export_all(recipe, best, data, report_dir / "models")
     latency = _latency(recipe, paths)
     micro = _micro(recipe, paths, report_dir / "micro")
-    report = RunReport(recipe=recipe, command=command or _command(recipe, workdir, smoke),
+    report = RunReport(recipe=recipe, command=command,
                        workdir=str(workdir), report_dir=str(report_dir), exports=exports,
                        latency=latency, micro=micro, seconds=time.time() - start, **fields)
     run_report.write(report, report_dir)
@@ -330,8 +332,16 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
-def _command(recipe: Recipe, workdir: Path, smoke: bool) -> str:
-    return f"tfimp run {recipe.name} --workdir {workdir}" + (" --smoke" if smoke else "")
+def _command(recipe: Recipe, workdir, smoke: bool) -> str:
+    """The `tfimp run` command line that reproduces `recipe` (before smoke shrinking)."""
+    from tfimp.recipe import available
+
+    if recipe.name in available():
+        words = [recipe.name, *map(shlex.quote, recipe.diff(load_recipe(recipe.name)))]
+    else:
+        words = ["RECIPE_FILE.py"]
+    words += [f"--workdir {workdir}"] if workdir else []
+    return " ".join(["tfimp run", *words, *(["--smoke"] if smoke else [])])
 
 
 def _parser() -> argparse.ArgumentParser:

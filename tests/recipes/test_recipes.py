@@ -54,6 +54,17 @@ def test_overrides_are_typed_by_field():
     assert r.override("sparse=auto").export.sparse == "auto"
 
 
+def test_diff_gives_the_overrides_that_rebuild_a_recipe():
+    base = load_recipe("lenet_300_100")
+    r = base.override("rounds=3", "threads=1,2,4", "layer_rates={'fc1': 0.3}", "block=16,1",
+                      "data.offline=true", "model.kwargs.classifier_activation=none")
+    assert set(r.diff(base)) == {"imp.rounds=3", "profile.threads=1,2,4",
+                                 "imp.layer_rates={'fc1':0.3}", "imp.block=16,1",
+                                 "data.offline=true", "model.kwargs.classifier_activation=none"}
+    assert base.override(*r.diff(base)) == r
+    assert base.diff(base) == []
+
+
 def test_keyword_overrides_and_unchanged_original():
     base = load_recipe("lenet5")
     r = base.override(imp__rounds=1, seed=5)

@@ -147,20 +147,35 @@ def prunable_weights(layer) -> list:
 
 @keras.saving.register_keras_serializable(package="tfimp")
 class MaskConstraint(keras.constraints.Constraint):
-    """Multiplies a weight by its mask after the weight's own constraint, if any."""
+    """Multiplies a weight by its mask after the weight's own constraint, if any.
 
-    def __init__(self, mask, base=None):
+    Args:
+        mask: the 0/1 mask variable (owned and saved by a `PruneLowMagnitude`); None
+            applies `base` only, until a wrapper links a mask.
+        base: the weight's own constraint, applied first.
+    """
+
+    def __init__(self, mask=None, base=None):
         self.mask = mask
         self.base = base
 
     def __call__(self, w):
         if self.base is not None:
             w = self.base(w)
-        return w * keras.ops.cast(self.mask, w.dtype)
+        if self.mask is None:
+            return w
+        dtype = keras.backend.standardize_dtype(w.dtype)
+        mask = self.mask if self.mask.dtype == dtype else keras.ops.cast(self.mask, dtype)
+        return w * mask
 
     def get_config(self):
         # The mask is a variable owned by the wrapper, saved with it; only the base is config.
         return {"base": keras.constraints.serialize(self.base) if self.base else None}
+
+    @classmethod
+    def from_config(cls, config):
+        base = config.get("base")
+        return cls(base=keras.constraints.deserialize(base) if base else None)
 
 
 @keras.saving.register_keras_serializable(package="tfimp")

@@ -12,7 +12,13 @@ import pytest
 import tfimp
 from tfimp.callbacks import UpdateMasks
 from tfimp.prune import get_masks, pruned_layers, strip
-from tfimp.wrappers import PRUNABLE_WEIGHTS, PruneLowMagnitude, is_prunable, prunable_weights
+from tfimp.wrappers import (
+    PRUNABLE_WEIGHTS,
+    MaskConstraint,
+    PruneLowMagnitude,
+    is_prunable,
+    prunable_weights,
+)
 
 L = keras.layers
 
@@ -175,6 +181,10 @@ def test_mask_constraint_composes_with_base_constraint():
     wrapper.assign_masks([np.array([[1, 0], [1, 1]], np.float32)])
     out = layer.kernel.constraint(keras.ops.convert_to_tensor([[-1.0, 2.0], [3.0, 4.0]]))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(out), [[0.0, 0.0], [3.0, 4.0]])
+    config = keras.constraints.serialize(layer.kernel.constraint)
+    clone = keras.constraints.deserialize(json.loads(json.dumps(config)))
+    assert isinstance(clone, MaskConstraint) and isinstance(clone.base, keras.constraints.NonNeg)
+    assert clone.get_config() == layer.kernel.constraint.get_config()
     wrapper.unwrap()
     assert isinstance(layer.kernel.constraint, keras.constraints.NonNeg)
 

@@ -52,8 +52,11 @@ def table(reports: list[dict]) -> str:
         ("TFLite Micro arena, int8 (bytes)", [(r.get("micro") or {}).get("arena_bytes")
                                              for r in reports]),
     ]
+    if "dense_float32" in ex[0]:
+        size_rows.insert(0, ("float32 .tflite, dense round-0 model (bytes)",
+                             [e["dense_float32"]["bytes"] for e in ex]))
     lines += [f"| {name} | {_ms(values, digits=0)} |" for name, values in size_rows]
-    for target in ("float32", "int8"):
+    for target in sorted({x["target"] for x in r0["latency"]}):
         for threads in sorted({x["threads"] for x in r0["latency"]}):
             values = [x["median_us"] for r in reports for x in r["latency"]
                       if x["target"] == target and x["threads"] == threads]

@@ -219,11 +219,13 @@ class IMPSpec(_Config):
 @dataclasses.dataclass(frozen=True)
 class ExportSpec(_Config):
     """Which .tflite files to write: float32 and/or int8, with TFLite's sparse encoding
-    (`sparse`: True, False or "auto" = the smaller file that runs and verifies)."""
+    (`sparse`: True, False or "auto" = the smaller file that runs and verifies); `baseline`
+    also exports the dense round-0 model as float32, to compare size and latency with."""
 
     float32: bool = True
     int8: bool = True
     sparse: bool | str = "auto"
+    baseline: bool = True
     calibration_samples: int = 256
     verify_samples: int = 1000
     micro: bool = True
@@ -314,6 +316,7 @@ class Recipe(_Config):
                    "train.epochs_per_round": 1, "train.run_eagerly": True, "data.offline": True,
                    "data.train_samples": 64, "data.test_samples": 32,
                    "export.calibration_samples": 16, "export.verify_samples": 64,
+                   "export.baseline": False,
                    "profile.runs": 3}
         return self.override(**{k.replace(".", "__"): v for k, v in
                                 {**generic, **self.smoke}.items()})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -27,6 +28,10 @@ def _json_default(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
+
+
+def _label(target: str) -> str:
+    return "float32, dense round 0 (baseline)" if target == "dense_float32" else target
 
 
 def _pct(x) -> str:
@@ -94,6 +99,7 @@ def _export_section(r) -> list[str]:
               "Keras acc", "TFLite acc", "agreement", "other encodings tried"]
     rows = []
     for e in r.exports:
+        e = dataclasses.replace(e, target=_label(e.target))
         if e.error:
             rows.append([e.target, "failed: " + e.error] + [""] * 8)
             continue
@@ -109,7 +115,7 @@ def _export_section(r) -> list[str]:
 
 def _latency_section(r) -> list[str]:
     header = ["model", "threads", "median us", "p90 us", "mean us"]
-    rows = [[x.target, x.threads, "failed: " + x.error if x.error else _num(x.median_us, 1),
+    rows = [[_label(x.target), x.threads, "failed: " + x.error if x.error else _num(x.median_us, 1),
              _num(x.p90_us, 1), _num(x.avg_us, 1)] for x in r.latency]
     return ["## Latency (LiteRT, XNNPACK, this machine)", ""] + _table(header, rows) + [""]
 

@@ -134,7 +134,8 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
     best = result.best(budget=recipe.imp.budget)
     row = dict(result.best_round(recipe.imp.budget))
     fields = _imp_fields(recipe, data, result, best, row)
-    exports, paths = _export_all(recipe, best, data, report_dir / "models")
+    dense = result.model(0) if recipe.export.baseline else None
+    exports, paths = _export_all(recipe, best, dense, data, report_dir / "models")
     latency = _latency(recipe, paths)
     micro = _micro(recipe, paths, report_dir / "micro")
     report = RunReport(recipe=recipe, command=command,
@@ -236,25 +237,29 @@ def _imp_fields(recipe: Recipe, data, result, best, row: dict) -> dict:
                 sparsity=report.to_dict(), sparsity_table=str(report))
 
 
-def _export_all(recipe: Recipe, model, data, out: Path) -> tuple[tuple[ExportRow, ...], dict]:
+def _export_all(recipe: Recipe, model, dense, data, out: Path) -> tuple[tuple, dict]:
+    """Exports the best model (float32/int8) and, when given, the dense round-0 model as a
+    float32 baseline; returns the rows and the paths of the files that were written."""
     spec = recipe.export
-    targets = [t for t in ("float32", "int8") if getattr(spec, t)]
+    jobs = [(t, model, _QUANT[t], spec.sparse) for t in ("float32", "int8") if getattr(spec, t)]
+    if dense is not None:
+        jobs.append(("dense_float32", dense, None, False))
     rows, paths = [], {}
-    for target in targets:
+    for target, keras_model, quantization, sparse in jobs:
         path = out / f"{recipe.name}_{target}.tflite"
-        row = _export(model, path, target, spec, data)
+        row = _export(keras_model, path, target, quantization, sparse, spec, data)
         rows.append(row)
         if not row.error:
             paths[target] = str(path)
     return tuple(rows), paths
 
 
-def _export(model, path: Path, target: str, spec, data) -> ExportRow:
+def _export(model, path: Path, target: str, quantization, sparse, spec, data) -> ExportRow:
     from tfimp.export import to_tflite
 
     n = spec.verify_samples
     try:
-        art = to_tflite(model, path, quantization=_QUANT[target], sparse=spec.sparse,
+        art = to_tflite(model, path, quantization=quantization, sparse=sparse,
                         representative_data=_calibration(data.x_train[:spec.calibration_samples]),
                         verify=(data.x_test[:n], data.y_test[:n]))
     except (ValueError, RuntimeError) as e:
@@ -372,13 +377,15 @@ def main(argv: list[str] | None = None) -> int:
     name = words.pop(0) if words and "=" not in words[0] else None
     try:
         recipe = load_recipe(name or DEFAULT_RECIPE)
+        if args.smoke:  # before the user's overrides, which win
+            recipe = recipe.smoke_recipe()
         recipe = recipe.override(*(() if name else DEFAULT_OVERRIDES), *words)
         check(recipe)
     except ValueError as e:
         print(f"tfimp run: {e}", file=sys.stderr)
         return 2
     command = "tfimp run " + " ".join(argv if argv is not None else sys.argv[2:])
-    report = run(recipe, workdir=args.workdir, smoke=args.smoke, command=command.strip())
+    report = run(recipe, workdir=args.workdir, command=command.strip())
     print(report.markdown())
     print(f"report folder: {report.report_dir}")
     for line in report.errors:

@@ -190,7 +190,8 @@ def test_recipe_smoke_runs_every_stage(name, tmp_path):
 def test_run_command_smoke_prints_the_report(tmp_path, capsys):
     from tfimp.runner import main
 
-    code = main(["lenet_300_100", "--smoke", "--workdir", str(tmp_path), "seed=1"])
+    code = main(["lenet_300_100", "--smoke", "--workdir", str(tmp_path), "seed=1",
+                 "export.baseline=true"])
     out = capsys.readouterr().out
     assert code == 0
     for text in ("dense accuracy", "| round | sparsity", "fc1/kernel", "best within budget",
@@ -202,3 +203,8 @@ def test_run_command_smoke_prints_the_report(tmp_path, capsys):
     assert saved["recipe"]["seed"] == 1 and saved["data"]["synthetic"] is False
     assert saved["micro"]["arena_bytes"] > 0
     assert (tmp_path / "report" / "models" / "lenet_300_100_int8.tflite").is_file()
+    exports = {e["target"]: e for e in saved["exports"]}
+    assert exports["dense_float32"]["bytes"] == exports["float32"]["dense_float32_bytes"]
+    assert {(x["target"], x["threads"]) for x in saved["latency"]} == {
+        (t, n) for t in ("float32", "int8", "dense_float32") for n in (1, 2)}
+    assert "float32, dense round 0 (baseline)" in out

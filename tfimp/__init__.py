@@ -28,8 +28,8 @@ _LAZY = {
     "PruneLowMagnitude": ("tfimp.wrappers", "PruneLowMagnitude"),
     "sensitivity": ("tfimp.sensitivity", "sensitivity"),
 }
-_SUBMODULES = ("audio", "bundle", "callbacks", "cli", "data", "export", "masks", "models", "profile",
-               "schedules", "wrappers")
+_SUBMODULES = ("audio", "bundle", "callbacks", "cli", "data", "export", "masks", "models",
+               "profile", "recipe", "runner", "schedules", "sensitivity", "wrappers")
 
 
 def __getattr__(name):

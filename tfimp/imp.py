@@ -328,7 +328,8 @@ def imp(
             round: least overhead); 'epoch' from its last completed epoch (one `fit` per
             epoch: for rounds that take long).
         seed: seed of initialization, shuffling and dropout.
-        verbose: 0 silent, 1 round table and Keras progress, 2 Keras progress per epoch only.
+        verbose: 0 silent; 1 the round table, a progress bar across rounds and Keras' progress
+            within each round; 2 the round table and progress bar only.
     """
     import tempfile
 
@@ -489,7 +490,9 @@ class _Driver:
         write_history(self.run_dir.path, result.history)
         if self.verbose:
             best = result.best_round()
-            print(f"\nBest round within budget {self.cfg.budget or 0.0}: round {best['round']}, "
+            within = (f"within budget {self.cfg.budget}" if self.cfg.budget is not None
+                      else "with no drop below dense")
+            print(f"\nSparsest round {within}: round {best['round']}, "
                   f"sparsity {best['sparsity']:.2%}, val_{self.cfg.metric} "
                   f"{best[f'val_{self.cfg.metric}']:.4f} (dense {result.dense_metric:.4f})")
             print(sparsity_report(result.model(best["round"])))
@@ -630,7 +633,7 @@ class _Driver:
         t0 = time.perf_counter()
         model.fit(**self._fit_data(r, first, shuffle_each_epoch=last - first > 1),
                   initial_epoch=first, epochs=last, callbacks=callbacks,
-                  verbose=1 if self.verbose else 0)
+                  verbose=1 if self.verbose == 1 else 0)
         self._fit_seconds += time.perf_counter() - t0
 
     def _fit_data(self, r: int, epoch: int, shuffle_each_epoch: bool) -> dict:

@@ -35,7 +35,7 @@ class RoundPrinter:
             self._header_done = True
 
     def row(self, row: dict, dense: float | None) -> None:
-        if self.verbose != 1:
+        if not self.verbose:
             return
         self._header()
         value = row[f"val_{self.metric}"]

@@ -213,7 +213,8 @@ def _imp(recipe: Recipe, data, workdir: Path):
                epochs_per_round=recipe.train.epochs_per_round,
                batch_size=recipe.train.batch_size, rewind=spec.rewind_arg(), scope=spec.scope,
                exclude=spec.exclude, layer_rates=spec.layer_rates or None, block=spec.block,
-               metric=recipe.train.metric, workdir=str(workdir), seed=recipe.seed, verbose=1)
+               metric=recipe.train.metric, workdir=str(workdir), seed=recipe.seed,
+               verbose=1 if sys.stdout.isatty() else 2)
 
 
 def metric_of(row: dict, metric: str) -> float:

@@ -321,6 +321,8 @@ def _representative(model, data, config) -> Callable | None:
 
     def dataset():
         for i in range(len(xs[0])):
-            yield [x[i : i + 1].astype(np.float32) for x in xs]
+            # Integer inputs (token ids) keep their dtype; only float data is calibrated.
+            yield [x[i : i + 1] if np.issubdtype(x.dtype, np.integer)
+                   else x[i : i + 1].astype(np.float32) for x in xs]
 
     return dataset

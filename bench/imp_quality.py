@@ -1,8 +1,8 @@
 """IMP quality on LeNet-300-100 (784 inputs) with the offline digits data, several seeds.
 
 Global magnitude ranking, rate 0.2 per round (output layer 0.1, as in the lottery-ticket
-paper), Adam 1.2e-3 with cosine decay to 1.2e-4 over each round, batch 60. Compares weight rewinding to initialization, learning-rate
-rewinding and fine-tuning; prints a markdown table (mean ± std over seeds) of validation
+paper), Adam 1.2e-3 with cosine decay to 1.2e-4 over each round, batch 60. Compares weight
+rewinding to initialization, learning-rate rewinding and fine-tuning; prints a markdown table (mean ± std over seeds) of validation
 accuracy per round, the sparsest round within 0.5 points of the dense model, and the
 driver's own share of each round's wall time.
 
@@ -44,7 +44,8 @@ def builder(steps_per_round: int):
 def run(mode: str, seed: int, rounds: int, epochs: int, workdir: str) -> list[dict]:
     ds = data.digits(size=28, flatten=True)
     steps = epochs * -(-len(ds.x_train) // 60)
-    result = tfimp.imp(builder(steps), (ds.x_train, ds.y_train), (ds.x_test, ds.y_test), rounds=rounds,
+    result = tfimp.imp(builder(steps), (ds.x_train, ds.y_train), (ds.x_test, ds.y_test),
+                       rounds=rounds,
                        rate=0.2, layer_rates={OUTPUT: 0.1},
                        epochs_per_round=epochs, batch_size=60, rewind=mode, scope="global",
                        seed=seed, workdir=workdir, verbose=0)

@@ -3,8 +3,8 @@
 Global magnitude ranking, rate 0.2 per round (output layer 0.1, as in the lottery-ticket
 paper), Adam 1.2e-3 with cosine decay to 1.2e-4 over each round, batch 60. Compares weight
 rewinding to initialization, learning-rate rewinding and fine-tuning; prints a markdown table
-(mean ± std over seeds) of validation accuracy per round, the sparsest round within 0.5 points of the dense model, and the
-driver's own share of each round's wall time.
+(mean ± std over seeds) of validation accuracy per round, the sparsest round within 0.5
+points of the dense model, and the driver's own share of each round's wall time.
 
     python bench/imp_quality.py --seeds 0 1 2 --rounds 16 --epochs 20 --out bench/imp_quality.json
 """

@@ -7,6 +7,12 @@ shape. Every strategy
 - breaks ties deterministically (by flat index, lowest first),
 - never makes a mask denser: a weight pruned by `old_mask` stays pruned.
 
+With `block`, whole blocks are ranked by mean magnitude. A block that sticks out past the
+weight's edge (e.g. the last 1x16 block of a 300-input Dense kernel) is ranked by its real
+elements, unless `prune_partial_blocks=True`: then it counts as already pruned, so it is
+always zeroed and only whole blocks are ever kept (the layout TFLite's int8 1x16 sparse
+kernel computes correctly). The exact count still holds when it exceeds the partial blocks.
+
 Example:
 
     w = np.arange(10.0).reshape(2, 5)
@@ -81,8 +87,22 @@ def _from_blocks(block_mask: np.ndarray, block: tuple[int, ...], shape: tuple) -
     return full[tuple(slice(0, s) for s in shape)]
 
 
-def _scores(weight: np.ndarray, old_mask: np.ndarray | None, block) -> np.ndarray:
-    """Ranking scores; already-pruned entries score -1 so they are pruned first.
+def _partial_blocks(shape: tuple, block: tuple[int, ...]) -> np.ndarray:
+    """True for the blocks that stick out past the edge of a weight of `shape`."""
+    grid = [math.ceil(s / b) for s, b in zip(shape, block)]
+    partial = np.zeros(grid, dtype=bool)
+    for axis, (s, b) in enumerate(zip(shape, block)):
+        if s % b:
+            index = [slice(None)] * len(grid)
+            index[axis] = -1
+            partial[tuple(index)] = True
+    return partial
+
+
+def _scores(weight: np.ndarray, old_mask: np.ndarray | None, block,
+            prune_partial: bool = False) -> np.ndarray:
+    """Ranking scores; already-pruned entries (and, with `prune_partial`, partial edge
+    blocks) score -1 so they are pruned first.
 
     `old_mask` must already be checked. Magnitudes keep the weight's float precision
     (exact for ranking); block means are taken in float64.
@@ -96,6 +116,8 @@ def _scores(weight: np.ndarray, old_mask: np.ndarray | None, block) -> np.ndarra
         if old_mask is not None:
             pruned = _to_blocks(old_mask.astype(np.float64), block) == 0.0
             score = np.where(pruned, -1.0, score)
+        if prune_partial:
+            score = np.where(_partial_blocks(weight.shape, block), -1.0, score)
     return score
 
 
@@ -119,8 +141,15 @@ def _zero_lowest(scores: np.ndarray, count: int) -> np.ndarray:
     return mask.reshape(scores.shape)
 
 
-def _already_pruned(old_mask: np.ndarray | None, scores: np.ndarray) -> int:
-    return 0 if old_mask is None else int(np.count_nonzero(scores == -1.0))
+def _already_pruned(scores: np.ndarray) -> int:
+    """Entries that must stay zero: magnitudes are >= 0, so only marked ones score -1."""
+    return int(np.count_nonzero(scores == -1.0))
+
+
+def _check_flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"Argument `{name}` must be True or False. Received: {name}={value!r}")
+    return value
 
 
 def magnitude_mask(
@@ -128,6 +157,7 @@ def magnitude_mask(
     sparsity: float,
     old_mask: np.ndarray | None = None,
     block: tuple[int, ...] | None = None,
+    prune_partial_blocks: bool = False,
 ) -> np.ndarray:
     """Mask that zeroes the `round(sparsity * n)` smallest-magnitude entries of `weight`.
 
@@ -139,6 +169,9 @@ def magnitude_mask(
         block: prune whole blocks of this shape over the trailing dimensions (ranked by mean
             magnitude), e.g. `(4, 1)` on a Dense kernel groups 4 consecutive inputs of one
             output: TFLite's 1x4 block-sparse FULLY_CONNECTED layout.
+        prune_partial_blocks: with `block`, always zero the blocks that stick out past the
+            weight's edge, counting them as already pruned (so at least that many blocks
+            are zero): only whole blocks are kept.
     """
     weight = np.asarray(weight)
     if not 0.0 <= sparsity <= 1.0:
@@ -146,8 +179,9 @@ def magnitude_mask(
     block = _check_block(block, weight.ndim)
     if old_mask is not None:
         old_mask = check_mask(old_mask, weight.shape)
-    scores = _scores(weight, old_mask, block)
-    count = max(int(round(sparsity * scores.size)), _already_pruned(old_mask, scores))
+    partial = _check_flag("prune_partial_blocks", prune_partial_blocks)
+    scores = _scores(weight, old_mask, block, partial)
+    count = max(int(round(sparsity * scores.size)), _already_pruned(scores))
     mask = _zero_lowest(scores, count)
     if block is not None:
         mask = _from_blocks(mask, block, weight.shape)
@@ -162,12 +196,17 @@ def layerwise_masks(
     old_masks: Mapping[str, np.ndarray] | None = None,
     targets: Mapping[str, float] | None = None,
     block: tuple[int, ...] | None = None,
+    prune_partial_blocks: bool = False,
 ) -> Masks:
-    """Each tensor pruned to its own target: `targets[name]`, else `sparsity`."""
+    """Each tensor pruned to its own target: `targets[name]`, else `sparsity`.
+
+    `block` and `prune_partial_blocks` apply to every tensor, as in `magnitude_mask`.
+    """
     old_masks = old_masks or {}
     targets = targets or {}
     return {
-        name: magnitude_mask(w, targets.get(name, sparsity), old_masks.get(name), block)
+        name: magnitude_mask(w, targets.get(name, sparsity), old_masks.get(name), block,
+                             prune_partial_blocks)
         for name, w in weights.items()
     }
 
@@ -178,25 +217,29 @@ def global_masks(
     old_masks: Mapping[str, np.ndarray] | None = None,
     targets: Mapping[str, float] | None = None,
     block: tuple[int, ...] | None = None,
+    prune_partial_blocks: bool = False,
 ) -> Masks:
     """One magnitude threshold across all tensors (Frankle & Carbin's global pruning).
 
     Tensors named in `targets` are pruned layer-wise to their own target and left out of the
-    global ranking. Exactly `round(sparsity * n_pool)` weights (or blocks) of the pool are zero.
+    global ranking. Exactly `round(sparsity * n_pool)` weights (or blocks) of the pool are zero
+    (or the already-pruned ones, and with `prune_partial_blocks` the partial edge blocks, if
+    they are more).
     """
     old_masks = old_masks or {}
     targets = targets or {}
-    out = layerwise_masks(
-        {k: v for k, v in weights.items() if k in targets}, sparsity, old_masks, targets, block
-    )
+    partial = _check_flag("prune_partial_blocks", prune_partial_blocks)
+    out = layerwise_masks({k: v for k, v in weights.items() if k in targets}, sparsity,
+                          old_masks, targets, block, partial)
     pool = [k for k in weights if k not in targets]
     if not pool:
         return out
     blocks = {k: _check_block(block, np.ndim(weights[k])) for k in pool}
     checked = {k: check_mask(old_masks[k], np.shape(weights[k])) for k in pool if k in old_masks}
-    scores = {k: _scores(np.asarray(weights[k]), checked.get(k), blocks[k]) for k in pool}
+    scores = {k: _scores(np.asarray(weights[k]), checked.get(k), blocks[k], partial)
+              for k in pool}
     flat = np.concatenate([scores[k].ravel().astype(np.float64, copy=False) for k in pool])
-    already = int(np.count_nonzero(flat == -1.0)) if old_masks else 0
+    already = _already_pruned(flat)
     flat_mask = _zero_lowest(flat, max(int(round(sparsity * flat.size)), already))
     offset = 0
     for k in pool:

@@ -164,3 +164,76 @@ def test_selection_equals_a_stable_sort_with_many_ties(seed):
         np.testing.assert_array_equal(magnitude_mask(w, s, old_mask=old).ravel(), expected)
         flat = global_masks({"a": w[:4], "b": w[4:]}, s, old_masks={"a": old[:4], "b": old[4:]})
         np.testing.assert_array_equal(np.concatenate([flat["a"], flat["b"]]).ravel(), expected)
+
+
+def edge_kernel():
+    """(in=6, out=3) kernel in 4x1 blocks: whole blocks 1, 2, 3 by column, edge rows 10."""
+    w = np.tile(np.array([1.0, 2.0, 3.0], dtype=np.float32), (6, 1))
+    w[4:] = 10.0
+    return w
+
+
+def test_partial_edge_blocks_are_ranked_by_default():
+    mask = magnitude_mask(edge_kernel(), 0.5, block=(4, 1))
+    np.testing.assert_array_equal(mask[:4], 0)
+    np.testing.assert_array_equal(mask[4:], 1)
+
+
+@pytest.mark.parametrize("s, kept_columns", [(0.0, [0, 1, 2]), (0.5, [0, 1, 2]), (0.7, [1, 2]),
+                                             (0.9, [2])])
+def test_prune_partial_blocks_keeps_only_whole_blocks(s, kept_columns):
+    mask = magnitude_mask(edge_kernel(), s, block=(4, 1), prune_partial_blocks=True)
+    np.testing.assert_array_equal(mask[4:], 0)
+    expected = np.zeros((4, 3), dtype=np.float32)
+    expected[:, kept_columns] = 1
+    np.testing.assert_array_equal(mask[:4], expected)
+    # 6 blocks: the 3 edge blocks always, then round(s * 6) once that is more.
+    assert np.count_nonzero(mask[0] == 0) + 3 == max(3, round(s * 6))
+
+
+def test_prune_partial_blocks_never_makes_a_mask_denser():
+    old = np.ones((6, 3), dtype=np.float32)
+    old[:4, 2] = 0.0  # the largest whole block was pruned before
+    mask = magnitude_mask(edge_kernel(), 0.5, old_mask=old, block=(4, 1),
+                          prune_partial_blocks=True)
+    expected = np.zeros((6, 3), dtype=np.float32)
+    expected[:4, :2] = 1
+    np.testing.assert_array_equal(mask, expected)
+
+
+def test_prune_partial_blocks_changes_nothing_on_even_shapes_or_without_block():
+    w = toy(64, (8, 8))
+    np.testing.assert_array_equal(
+        magnitude_mask(w, 0.5, block=(4, 1), prune_partial_blocks=True),
+        magnitude_mask(w, 0.5, block=(4, 1)))
+    np.testing.assert_array_equal(magnitude_mask(w, 0.3, prune_partial_blocks=True),
+                                  magnitude_mask(w, 0.3))
+
+
+def test_global_prune_partial_blocks_counts_edge_blocks_in_the_pool():
+    weights = {"a": edge_kernel(), "b": np.r_[[0.5] * 4, [0.6] * 4].reshape(8, 1)}
+    plain = global_masks(weights, 0.5, block=(4, 1))
+    np.testing.assert_array_equal(plain["a"][:4, :2], 0)  # 4 lowest: b, b, a col 0, a col 1
+    np.testing.assert_array_equal(plain["a"][4:], 1)
+    np.testing.assert_array_equal(plain["b"], 0)
+    out = global_masks(weights, 0.5, block=(4, 1), prune_partial_blocks=True)
+    np.testing.assert_array_equal(out["a"][4:], 0)  # 4 of 8: the 3 edge blocks + b's lowest
+    np.testing.assert_array_equal(out["a"][:4], 1)
+    np.testing.assert_array_equal(out["b"].ravel(), [0] * 4 + [1] * 4)
+
+
+def test_prune_partial_blocks_applies_to_layerwise_and_targets():
+    weights = {"a": edge_kernel(), "c": edge_kernel()}
+    for out in (layerwise_masks(weights, 0.0, block=(4, 1), prune_partial_blocks=True),
+                global_masks(weights, 0.0, targets={"c": 0.0}, block=(4, 1),
+                             prune_partial_blocks=True)):
+        for mask in out.values():
+            np.testing.assert_array_equal(mask[4:], 0)
+            np.testing.assert_array_equal(mask[:4], 1)
+
+
+def test_bad_prune_partial_blocks_raises():
+    with pytest.raises(ValueError, match="Received: prune_partial_blocks='yes'"):
+        magnitude_mask(edge_kernel(), 0.5, block=(4, 1), prune_partial_blocks="yes")
+    with pytest.raises(ValueError, match="prune_partial_blocks"):
+        global_masks({"a": edge_kernel()}, 0.5, block=(4, 1), prune_partial_blocks=1)

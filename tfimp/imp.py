@@ -55,6 +55,7 @@ class _Config:
     exclude: tuple
     layer_rates: tuple
     block: tuple | None
+    prune_partial_blocks: bool
     metric: str
     seed: int
     sensitivity_budget: float | None
@@ -290,6 +291,7 @@ def imp(
     exclude: Sequence = (),
     layer_rates: Mapping[str, float] | None = None,
     block: tuple[int, ...] | None = None,
+    prune_partial_blocks: bool = False,
     metric: str = "accuracy",
     sensitivity_budget: float | None = None,
     initial_model: keras.Model | None = None,
@@ -319,6 +321,9 @@ def imp(
         exclude: layer names, patterns or classes never pruned.
         layer_rates: per-layer rates (e.g. the output layer at half the rate).
         block: prune blocks of this shape (e.g. (4, 1) for TFLite's 1x4 sparse kernels).
+        prune_partial_blocks: with `block`, always prune the blocks that stick out past a
+            weight's edge, so only whole blocks are kept (TFLite's int8 1x16 sparse kernel
+            needs this on Dense layers whose input count is not a multiple of 16).
         metric: the compiled metric compared against the budget ('loss' metrics: lower is better).
         sensitivity_budget: derive per-layer rates from a sensitivity analysis of the dense model
             so each layer ends where pruning it alone costs at most this much.
@@ -353,7 +358,9 @@ def imp(
                                    for e in exclude),
         layer_rates=tuple(sorted((k if isinstance(k, str) else k.__name__, v)
                                  for k, v in layer_rates.items())),
-        block=None if block is None else tuple(block), metric=metric, seed=int(seed),
+        block=None if block is None else tuple(block),
+        prune_partial_blocks=_flag("prune_partial_blocks", prune_partial_blocks),
+        metric=metric, seed=int(seed),
         sensitivity_budget=None if sensitivity_budget is None else _fraction(
             "sensitivity_budget", sensitivity_budget),
         checkpoint=_choice("checkpoint", checkpoint, ("round", "epoch")),
@@ -363,7 +370,7 @@ def imp(
     _check_rewind_point(cfg, train)
     _check_selectors(reference, exclude, layer_rates)
     _check_metric(reference, metric, val, cfg.batch_size)
-    config = dict(dataclasses.asdict(cfg), builder=_qualname(build_model),
+    config = dict(_hashed(cfg), builder=_qualname(build_model),
                   train=_fingerprint(train), val=_fingerprint(val),
                   weights=[list(w.shape) for w in reference.weights],
                   initial_model=None if initial_model is None else initial_model.name)
@@ -371,6 +378,21 @@ def imp(
     driver = _Driver(build_model, reference, train, val, cfg, run, exclude, layer_rates,
                      initial_model, verbose)
     return driver.run()
+
+
+def _hashed(cfg: _Config) -> dict:
+    """The config fields that name the run folder; a new option at its default is left out,
+    so run folders written before it existed still resume."""
+    config = dataclasses.asdict(cfg)
+    if not config["prune_partial_blocks"]:
+        del config["prune_partial_blocks"]
+    return config
+
+
+def _flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"Argument `{name}` must be True or False. Received: {name}={value!r}")
+    return value
 
 
 def _qualname(fn) -> str:
@@ -436,7 +458,7 @@ class _Driver:
         self.exclude = tuple(exclude)
         # Rates by wrapper position: layer names differ between builds of the same model.
         ref = prune_model(reference, None, scope=cfg.scope, exclude=self._exclude_in(reference),
-                          block=cfg.block)
+                          block=cfg.block, prune_partial_blocks=cfg.prune_partial_blocks)
         self.rates = [_rate_for(w.layer, layer_rates) for w in pruned_layers(ref)]
         self.initial_model, self.verbose = initial_model, verbose
         self.printer = RoundPrinter(cfg.metric, cfg.rounds, verbose)
@@ -553,7 +575,8 @@ class _Driver:
         masks = self._next_masks(self._prunable_arrays(model), unpack("m", previous), r)
         model.set_weights(self._rewind_weights(previous))
         pruned = prune_model(model, None, scope=self.cfg.scope, exclude=self._exclude_in(model),
-                             block=self.cfg.block)
+                             block=self.cfg.block,
+                             prune_partial_blocks=self.cfg.prune_partial_blocks)
         _set_masks_list(pruned, masks)
         _compile_like(pruned, model, lr)
         epochs = self.cfg.epochs_per_round
@@ -593,7 +616,9 @@ class _Driver:
                     old_masks[name] = next(flat)
                 if rate is not None:
                     targets[name] = schedules_lib.geometric_sparsity(rate, r)
-        new = masks_lib.get(self.cfg.scope)(weights, sparsity, old_masks, targets, self.cfg.block)
+        extra = {"prune_partial_blocks": True} if self.cfg.prune_partial_blocks else {}
+        new = masks_lib.get(self.cfg.scope)(weights, sparsity, old_masks, targets,
+                                            self.cfg.block, **extra)
         return list(new.values())
 
     def _sensitivity_rates(self) -> list:

@@ -97,6 +97,7 @@ class _Plan:
     exclude: tuple
     targets: Mapping
     block: tuple | None
+    prune_partial_blocks: bool = False
 
     def target_for(self, layer) -> float | None:
         hits = [t for sel, t in self.targets.items() if _matches(layer, sel)]
@@ -122,6 +123,7 @@ class _Plan:
             target=self.target_for(layer),
             scope=self.scope,
             block=self.block,
+            prune_partial_blocks=self.prune_partial_blocks,
             name=f"prune_{layer.name}",
         )
         wrapper.build()
@@ -145,6 +147,7 @@ def prune(
     exclude: Iterable[Selector] = (),
     targets: Mapping[Selector, float] | None = None,
     block: tuple[int, ...] | None = None,
+    prune_partial_blocks: bool = False,
     inplace: bool = False,
 ) -> keras.Model:
     """Returns a copy of `model` whose prunable layers carry mask variables.
@@ -158,6 +161,9 @@ def prune(
         exclude: layer names, glob patterns ("dense_*") or layer classes to leave dense.
         targets: per-layer final sparsity overrides, keyed like `exclude`.
         block: prune blocks of this shape over the trailing weight dims, e.g. (4, 1).
+        prune_partial_blocks: with `block`, always prune the blocks that stick out past a
+            weight's edge, so only whole blocks are kept (see `tfimp.masks`); e.g. for
+            TFLite's int8 1x16 sparse kernels on a 300-input Dense layer.
         inplace: wrap the layers of `model` itself; required for subclassed models, which
             Keras cannot clone.
 
@@ -180,7 +186,10 @@ def prune(
             f"Argument `model` is already pruned ('{model.name}' holds PruneLowMagnitude "
             "layers). Strip it first with tfimp.strip(model), or keep training it."
         )
-    plan = _Plan(sched, scope, exclude, targets, _check_block(block))
+    if not isinstance(prune_partial_blocks, bool):
+        raise ValueError("Argument `prune_partial_blocks` must be True or False. "
+                         f"Received: prune_partial_blocks={prune_partial_blocks!r}")
+    plan = _Plan(sched, scope, exclude, targets, _check_block(block), prune_partial_blocks)
     if not any(plan.wants(layer) for layer in _walk(model)):
         raise ValueError(
             f"Argument `model` ('{model.name}') has no prunable weights (after exclusions "
@@ -344,14 +353,15 @@ def _update(wrappers: list[PruneLowMagnitude], step: int, force: bool = False) -
         due = step if force else w.schedule.latest_pruning_step(step)
         if due is None or (not force and due <= w.last_pruned_step()):
             continue
-        key = (w.scope, repr(schedules_lib.serialize(w.schedule)), w.block, due)
+        key = (w.scope, repr(schedules_lib.serialize(w.schedule)), w.block,
+               w.prune_partial_blocks, due)
         groups.setdefault(key, []).append(w)
-    for (scope, _, block, due), members in groups.items():
-        _prune_group(members, scope, block, due)
+    for (scope, _, block, partial, due), members in groups.items():
+        _prune_group(members, scope, block, partial, due)
     return bool(groups)
 
 
-def _prune_group(wrappers, scope: str, block, step: int) -> None:
+def _prune_group(wrappers, scope: str, block, partial: bool, step: int) -> None:
     sparsity = wrappers[0].schedule.sparsity(step)
     names, weights, old, targets = [], {}, {}, {}
     for w in wrappers:
@@ -361,7 +371,8 @@ def _prune_group(wrappers, scope: str, block, step: int) -> None:
             weights[name], old[name] = value, mask
             if w.target is not None:
                 targets[name] = _layer_sparsity(w, step)
-    new = masks_lib.get(scope)(weights, sparsity, old, targets, block)
+    extra = {"prune_partial_blocks": True} if partial else {}  # custom strategies may lack it
+    new = masks_lib.get(scope)(weights, sparsity, old, targets, block, **extra)
     for w in wrappers:
         w.assign_masks([new[n] for n in w.weight_names()], step)
 

@@ -170,6 +170,9 @@ class IMPSpec(_Config):
     or "step"/"epoch" with `rewind_at` = k (rewind to step or epoch k). `budget` is the largest
     accepted drop of the validation metric below the dense model; the report's model is the
     sparsest round within it. `stop_at_budget` ends IMP at the first round beyond it.
+    `block` prunes blocks of weights (e.g. (16, 1): 16 inputs of one Dense output unit, the
+    layout of TFLite's int8 sparse kernel); `prune_partial_blocks` then always prunes the
+    blocks that stick out past a weight's edge, so only whole blocks are kept.
     """
 
     rounds: int = 8
@@ -182,6 +185,7 @@ class IMPSpec(_Config):
     target_sparsity: float | None = None
     layer_rates: dict = dataclasses.field(default_factory=dict)
     block: tuple[int, ...] | None = None
+    prune_partial_blocks: bool = False
     exclude: tuple[str, ...] = ()
 
     def __post_init__(self):
@@ -209,6 +213,8 @@ class IMPSpec(_Config):
         if self.block is not None and (not self.block or any(
                 isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in self.block)):
             _fail("imp.block", self.block, "None or a tuple of positive integers, e.g. (4, 1)")
+        if not isinstance(self.prune_partial_blocks, bool):
+            _fail("imp.prune_partial_blocks", self.prune_partial_blocks, "True or False")
         object.__setattr__(self, "exclude", tuple(self.exclude))
 
     def rewind_arg(self):
@@ -220,11 +226,14 @@ class IMPSpec(_Config):
 class ExportSpec(_Config):
     """Which .tflite files to write: float32 and/or int8, with TFLite's sparse encoding
     (`sparse`: True, False or "auto" = the smaller file that runs and verifies); `baseline`
-    also exports the dense round-0 model as float32, to compare size and latency with."""
+    also exports the dense round-0 model as float32, to compare size and latency with.
+    `per_channel_dense=False` gives the int8 file one weight scale per Dense tensor instead
+    of one per output unit (see `tfimp.export.Int8`): much smaller when highly pruned."""
 
     float32: bool = True
     int8: bool = True
     sparse: bool | str = "auto"
+    per_channel_dense: bool = True
     baseline: bool = True
     calibration_samples: int = 256
     verify_samples: int = 1000
@@ -233,6 +242,8 @@ class ExportSpec(_Config):
     def __post_init__(self):
         if not (isinstance(self.sparse, bool) or self.sparse == "auto"):
             _fail("export.sparse", self.sparse, "True, False or 'auto'")
+        if not isinstance(self.per_channel_dense, bool):
+            _fail("export.per_channel_dense", self.per_channel_dense, "True or False")
         if not (self.float32 or self.int8):
             _fail("export.float32", self.float32, "True when export.int8 is False (nothing "
                   "to export)")

@@ -21,7 +21,6 @@ from tfimp.recipe import Recipe, load_recipe
 
 DEFAULT_RECIPE = "lenet_300_100"
 DEFAULT_OVERRIDES = ("data.offline=true",)
-_QUANT = {"float32": None, "int8": "int8"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,6 +212,7 @@ def _imp(recipe: Recipe, data, workdir: Path):
                epochs_per_round=recipe.train.epochs_per_round,
                batch_size=recipe.train.batch_size, rewind=spec.rewind_arg(), scope=spec.scope,
                exclude=spec.exclude, layer_rates=spec.layer_rates or None, block=spec.block,
+               prune_partial_blocks=spec.prune_partial_blocks,
                metric=recipe.train.metric, workdir=str(workdir), seed=recipe.seed,
                verbose=1 if sys.stdout.isatty() else 2)
 
@@ -242,7 +242,7 @@ def _export_all(recipe: Recipe, model, dense, data, out: Path) -> tuple[tuple, d
     """Exports the best model (float32/int8) and, when given, the dense round-0 model as a
     float32 baseline; returns the rows and the paths of the files that were written."""
     spec = recipe.export
-    jobs = [(t, model, _QUANT[t], spec.sparse) for t in ("float32", "int8") if getattr(spec, t)]
+    jobs = [(t, model, q, spec.sparse) for t, q in _quantizations(spec).items()]
     if dense is not None:
         jobs.append(("dense_float32", dense, None, False))
     rows, paths = [], {}
@@ -253,6 +253,14 @@ def _export_all(recipe: Recipe, model, dense, data, out: Path) -> tuple[tuple, d
         if not row.error:
             paths[target] = str(path)
     return tuple(rows), paths
+
+
+def _quantizations(spec) -> dict:
+    """The quantization of each exported target that the `ExportSpec` asks for."""
+    from tfimp.export import Int8
+
+    out = {"float32": None, "int8": Int8(per_channel_dense=spec.per_channel_dense)}
+    return {t: q for t, q in out.items() if getattr(spec, t)}
 
 
 def _export(model, path: Path, target: str, quantization, sparse, spec, data) -> ExportRow:

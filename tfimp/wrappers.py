@@ -191,6 +191,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         scope: "layer" (each tensor ranked alone) or "global" (ranked with all other
             global-scope tensors of the model).
         block: prune blocks of this shape over the trailing weight dimensions.
+        prune_partial_blocks: with `block`, always prune the blocks that stick out past the
+            weight's edge (see `tfimp.masks`).
         inner_build_config: the inner layer's `get_build_config()`, to rebuild it on load.
     """
 
@@ -202,6 +204,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         scope="layer",
         block=None,
         inner_build_config=None,
+        prune_partial_blocks=False,
         **kwargs,
     ):
         super().__init__(layer, **kwargs)
@@ -209,6 +212,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         self.target = target
         self.scope = scope
         self.block = None if block is None else tuple(block)
+        self.prune_partial_blocks = bool(prune_partial_blocks)
         self.inner_build_config = inner_build_config
         self.masks = []
         self.driven = False
@@ -304,6 +308,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             target=self.target,
             scope=self.scope,
             block=None if self.block is None else list(self.block),
+            prune_partial_blocks=self.prune_partial_blocks,
             inner_build_config=self.inner_build_config,
         )
         return config

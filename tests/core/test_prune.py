@@ -1,5 +1,7 @@
 """prune/strip/update_masks on every model kind; exact zeros under every optimizer; bad input."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -194,6 +196,22 @@ def test_block_pruning_through_prune():
         assert np.all(pairs[:, 0] == pairs[:, 1]) and mask.mean() == 0.5
 
 
+def test_prune_partial_blocks_through_prune_and_config():
+    # d1's kernel is (6, 8): in 4x1 blocks, inputs 4-5 form partial edge blocks.
+    plain = get_masks(tfimp.prune(mlp(), 0.25, block=(4, 1)))
+    assert any(np.any(m[4:] == 1) for m in plain.values() if m.shape == (6, 8))
+    pruned = tfimp.prune(mlp(), 0.25, block=(4, 1), prune_partial_blocks=True)
+    d1 = next(m for m in get_masks(pruned).values() if m.shape == (6, 8))
+    np.testing.assert_array_equal(d1[4:], 0)
+    # 16 blocks: 8 edge blocks are more than round(0.25 * 16) = 4; whole blocks stay.
+    np.testing.assert_array_equal(d1[:4], 1)
+    wrapper = next(layer for layer in pruned.layers if layer.name == "prune_d1")
+    assert wrapper.get_config()["prune_partial_blocks"] is True
+    clone = type(wrapper).from_config(json.loads(json.dumps(wrapper.get_config())))
+    assert clone.prune_partial_blocks is True
+    assert tfimp.prune(mlp(), 0.25).layers[0].get_config()["prune_partial_blocks"] is False
+
+
 def test_set_masks_apply_masks_and_unknown_names():
     pruned = tfimp.prune(mlp(), None)
     assert all(np.all(m == 1) for m in get_masks(pruned).values())
@@ -316,6 +334,8 @@ class NotBuilt(keras.Model):
     (lambda: tfimp.prune(subclassed(), 0.5), ValueError, r"inplace=True"),
     (lambda: tfimp.prune(tfimp.prune(mlp(), 0.5), 0.5), ValueError, r"already pruned"),
     (lambda: tfimp.prune(mlp(), 0.5, block=(0, 1)), ValueError, r"Argument `block`"),
+    (lambda: tfimp.prune(mlp(), 0.5, block=(4, 1), prune_partial_blocks="yes"), ValueError,
+     r"Argument `prune_partial_blocks` must be True or False. Received: "),
     (lambda: tfimp.prune(mlp(), 0.5, inplace=True), ValueError, r"inplace=True is for"),
     (lambda: strip("model.keras"), TypeError, r"Argument `model`"),
     (lambda: sparsity_report(None), TypeError, r"Argument `model`"),

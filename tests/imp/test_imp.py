@@ -42,6 +42,20 @@ def test_density_is_geometric_and_masks_never_revive(tmp_path):
             assert np.all(c <= p)
 
 
+def test_block_pruning_keeps_only_whole_blocks(tmp_path):
+    # Kernels (8, 16) and (16, 3) in 3x1 blocks: inputs 6-7 and 15 are partial edge blocks.
+    result = _run(tmp_path, scope="global", block=(3, 1), prune_partial_blocks=True)
+    for r in range(1, 4):
+        for mask in _round_masks(result, r):
+            edge = (mask.shape[0] // 3) * 3
+            np.testing.assert_array_equal(mask[edge:], 0)
+            groups = mask[:edge].reshape(edge // 3, 3, mask.shape[1])
+            assert np.all(groups.min(axis=1) == groups.max(axis=1))
+    plain = _run(tmp_path, scope="global", block=(3, 1), rounds=1)
+    assert any(np.any(m[(m.shape[0] // 3) * 3:] == 1) for m in _round_masks(plain, 1))
+    assert len(list(pathlib.Path(tmp_path).glob("imp-*"))) == 2
+
+
 def test_layer_rates_and_layer_scope(tmp_path):
     result = _run(tmp_path, scope="layer", layer_rates={"out": 0.25}, rounds=2)
     masks = _round_masks(result, 2)
@@ -166,6 +180,7 @@ def test_sigkill_then_resume_gives_same_final_masks(tmp_path):
         (dict(epochs_per_round=0), "`epochs_per_round`"),
         (dict(layer_rates={"nope": 0.1}), "`layer_rates`"),
         (dict(rounds=None), "rounds"),
+        (dict(block=(3, 1), prune_partial_blocks=1), "`prune_partial_blocks`"),
     ],
 )
 def test_bad_arguments_fail_before_training(tmp_path, kwargs, match):

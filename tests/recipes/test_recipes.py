@@ -56,13 +56,34 @@ def test_overrides_are_typed_by_field():
 
 def test_diff_gives_the_overrides_that_rebuild_a_recipe():
     base = load_recipe("lenet_300_100")
-    r = base.override("rounds=3", "threads=1,2,4", "layer_rates={'fc1': 0.3}", "block=16,1",
+    r = base.override("rounds=3", "threads=1,2,4", "layer_rates={'fc1': 0.3}", "block=8,1",
                       "data.offline=true", "model.kwargs.classifier_activation=none")
     assert set(r.diff(base)) == {"imp.rounds=3", "profile.threads=1,2,4",
-                                 "imp.layer_rates={'fc1':0.3}", "imp.block=16,1",
+                                 "imp.layer_rates={'fc1':0.3}", "imp.block=8,1",
                                  "data.offline=true", "model.kwargs.classifier_activation=none"}
     assert base.override(*r.diff(base)) == r
     assert base.diff(base) == []
+
+
+def test_block_and_per_tensor_int8_overrides_round_trip():
+    base = load_recipe("lenet5")
+    assert base.imp.prune_partial_blocks is False and base.export.per_channel_dense is True
+    r = base.override("block=16,1", "prune_partial_blocks=true", "per_channel_dense=false")
+    assert r.imp.block == (16, 1) and r.imp.prune_partial_blocks is True
+    assert r.export.per_channel_dense is False
+    assert set(r.diff(base)) == {"imp.block=16,1", "imp.prune_partial_blocks=true",
+                                 "export.per_channel_dense=false"}
+    assert Recipe.from_config(json.loads(json.dumps(r.get_config()))) == r
+    assert r.digest() != base.digest()
+
+
+def test_export_spec_picks_the_int8_scales():
+    from tfimp.export import Int8
+    from tfimp.runner import _quantizations
+
+    assert _quantizations(ExportSpec()) == {"float32": None, "int8": Int8()}
+    assert _quantizations(ExportSpec(float32=False, per_channel_dense=False)) == {
+        "int8": Int8(per_channel_dense=False)}
 
 
 def test_keyword_overrides_and_unchanged_original():
@@ -98,6 +119,8 @@ def test_bad_overrides_raise_clear_errors(text, message):
     (IMPSpec, {"rewind": "none", "rewind_at": 2}, "imp.rewind_at"),
     (IMPSpec, {"budget": -0.1}, "imp.budget"),
     (IMPSpec, {"block": (0, 1)}, "imp.block"),
+    (IMPSpec, {"prune_partial_blocks": "yes"}, "imp.prune_partial_blocks"),
+    (ExportSpec, {"per_channel_dense": 0}, "export.per_channel_dense"),
     (TrainSpec, {"batch_size": 0}, "train.batch_size"),
     (TrainSpec, {"lr": 0}, "train.lr"),
     (ExportSpec, {"float32": False, "int8": False}, "nothing to export"),

@@ -71,22 +71,6 @@ def train_dense(build, data, epochs: int, seed: int = 0) -> keras.Model:
     return model
 
 
-def drop_partial_blocks(pruned: keras.Model, size: int) -> None:
-    """Masks the trailing inputs of Dense kernels whose input count is not a multiple of `size`.
-
-    LiteRT's int8 1x16 block-sparse FULLY_CONNECTED kernel computes wrong outputs when a
-    kept block is only partly inside the matrix (see docs/export.md); masks never regrow, so
-    these inputs stay pruned through the schedule.
-    """
-    masks = tfimp.get_masks(pruned)
-    for name, mask in masks.items():
-        if mask.ndim == 2 and mask.shape[0] % size:
-            mask = mask.copy()
-            mask[(mask.shape[0] // size) * size:] = 0.0
-            masks[name] = mask
-    tfimp.set_masks(pruned, masks)
-
-
 def prune_and_finetune(dense: keras.Model, data, targets: dict, block,
                        epochs: int) -> keras.Model:
     """Gradual magnitude pruning to per-layer `targets` over half the epochs, then tuning.
@@ -101,9 +85,11 @@ def prune_and_finetune(dense: keras.Model, data, targets: dict, block,
     convs = [layer.name for layer in copy.layers if isinstance(layer, keras.layers.Conv2D)]
     exclude = convs if block is not None else []
     targets = {k: v for k, v in targets.items() if k not in exclude}
-    pruned = tfimp.prune(copy, schedule, block=block, exclude=exclude, targets=targets)
-    if block is not None and block[0] == 16:
-        drop_partial_blocks(pruned, 16)
+    # LiteRT's int8 1x16 sparse kernel is wrong when a kept block sticks out past the
+    # matrix edge (docs/export.md): keep only whole blocks there.
+    partial = block is not None and block[0] == 16
+    pruned = tfimp.prune(copy, schedule, block=block, exclude=exclude, targets=targets,
+                         prune_partial_blocks=partial)
     _compile(pruned, 5e-4)
     pruned.fit(data.x_train, data.y_train, batch_size=32, epochs=epochs, verbose=0,
                callbacks=[tfimp.callbacks.UpdateMasks()])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 _FIELD = re.compile(r"\{\{\s*(\w+)\s*\}\}")
@@ -11,13 +12,20 @@ ENV_VAR = "TFIMP_DEPLOY_TEMPLATES"
 
 
 def template_root() -> Path:
-    """The `deploy/` folder: `$TFIMP_DEPLOY_TEMPLATES`, else the one next to the package."""
-    root = Path(os.environ.get(ENV_VAR) or Path(__file__).resolve().parents[2] / "deploy")
-    if not (root / "rpi").is_dir():
-        raise FileNotFoundError(
-            f"The bundle templates were not found in {root}. Set {ENV_VAR} to the `deploy/` "
-            f"folder of a tfimp source tree.")
-    return root
+    """The `deploy/` folder: `$TFIMP_DEPLOY_TEMPLATES`, the source tree's, or the installed one.
+
+    A wheel installs the templates as data files under `<prefix>/share/tfimp/deploy`.
+    """
+    candidates = [Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else [
+        Path(__file__).resolve().parents[2] / "deploy",
+        Path(sys.prefix) / "share" / "tfimp" / "deploy",
+    ]
+    for root in candidates:
+        if (root / "rpi").is_dir():
+            return root
+    raise FileNotFoundError(
+        f"The bundle templates were not found in {[str(c) for c in candidates]}. Set {ENV_VAR} "
+        "to the `deploy/` folder of a tfimp source tree.")
 
 
 def render(text: str, values: dict) -> str:

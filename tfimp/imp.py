@@ -60,6 +60,7 @@ class _Config:
     seed: int
     sensitivity_budget: float | None
     checkpoint: str
+    stop_at_budget: bool = True
 
 
 def _parse_rewind(rewind) -> tuple[str, int]:
@@ -282,6 +283,7 @@ def imp(
     rate: float = 0.2,
     target_sparsity: float | None = None,
     budget: float | None = None,
+    stop_at_budget: bool = True,
     epochs_per_round: int = 1,
     dense_epochs: int | None = None,
     steps_per_round: int | None = None,
@@ -309,8 +311,10 @@ def imp(
         rounds: pruning rounds after the dense round 0.
         rate: fraction of the *remaining* weights pruned each round.
         target_sparsity: stop after the round that reaches this sparsity.
-        budget: stop after the first round whose metric is more than `budget` (absolute, e.g.
-            0.01 = one point of accuracy) below the dense model's.
+        budget: the accepted metric drop (absolute, e.g. 0.01 = one point of accuracy) below
+            the dense model; `best()` and the summary use it, and the run stops after the
+            first round beyond it unless `stop_at_budget=False`.
+        stop_at_budget: stop at the first round beyond `budget` (default) or run all rounds.
         epochs_per_round: retraining epochs per round (round 0: `dense_epochs`, same default).
         steps_per_round: retrain for this many steps instead of epochs.
         batch_size: batch size for array data.
@@ -364,6 +368,7 @@ def imp(
         sensitivity_budget=None if sensitivity_budget is None else _fraction(
             "sensitivity_budget", sensitivity_budget),
         checkpoint=_choice("checkpoint", checkpoint, ("round", "epoch")),
+        stop_at_budget=_flag("stop_at_budget", stop_at_budget),
     )
     keras.utils.set_random_seed(cfg.seed)
     reference = _build(build_model, None)
@@ -386,6 +391,8 @@ def _hashed(cfg: _Config) -> dict:
     config = dataclasses.asdict(cfg)
     if not config["prune_partial_blocks"]:
         del config["prune_partial_blocks"]
+    if config["stop_at_budget"]:
+        del config["stop_at_budget"]
     return config
 
 
@@ -498,7 +505,7 @@ class _Driver:
         row = manifest["history"][-1]
         if row["round"] >= self.cfg.rounds:
             return True
-        if self.cfg.budget is not None and row["round"] > 0:
+        if self.cfg.budget is not None and self.cfg.stop_at_budget and row["round"] > 0:
             result = IMPResult(manifest["history"], self.cfg.metric, manifest["dense_metric"],
                                None, budget=self.cfg.budget)
             if result._drop(row) > self.cfg.budget:

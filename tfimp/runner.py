@@ -208,7 +208,7 @@ def _imp(recipe: Recipe, data, workdir: Path):
     return imp(make_builder(recipe, data), (data.x_train, data.y_train),
                (data.x_test, data.y_test), rounds=spec.rounds, rate=spec.rate,
                target_sparsity=spec.target_sparsity,
-               budget=spec.budget if spec.stop_at_budget else None,
+               budget=spec.budget, stop_at_budget=spec.stop_at_budget,
                epochs_per_round=recipe.train.epochs_per_round,
                batch_size=recipe.train.batch_size, rewind=spec.rewind_arg(), scope=spec.scope,
                exclude=spec.exclude, layer_rates=spec.layer_rates or None, block=spec.block,

@@ -273,3 +273,11 @@ def test_round_weights_equal_strip_of_the_pruned_model(tmp_path):
     pruned = tfimp.prune(model, 0.5)
     for a, b in zip(_plain_weights(pruned), tfimp.strip(pruned).get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_budget_without_stopping_runs_every_round(tmp_path):
+    result = _run(tmp_path, rounds=2, budget=0.0, stop_at_budget=False)
+    assert [row["round"] for row in result.history] == [0, 1, 2]
+    assert result.budget == 0.0
+    with pytest.raises(ValueError, match="`stop_at_budget`"):
+        _run(tmp_path, stop_at_budget="no")

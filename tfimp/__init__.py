@@ -8,28 +8,29 @@ import importlib
 
 __version__ = "0.1.0"
 
-# `prune` and `imp` are both a module and the function users call; importing the functions
-# eagerly keeps `tfimp.prune(...)` the function after `tfimp.prune` (the module) is loaded.
-from tfimp.prune import prune
-from tfimp.imp import imp
-
+# Everything loads on first use, so `import tfimp` and `tfimp --help` stay fast. No module
+# shares a name with a function here (`tfimp.prune` lives in `pruning`, `tfimp.imp` in
+# `iterative`, `tfimp.sensitivity` in `layer_sensitivity`): loading a submodule sets the
+# package attribute of its name, which would hide the function.
 _LAZY = {
-    # name: (module, attribute or None for the module itself)
-    "strip": ("tfimp.prune", "strip"),
-    "is_pruned": ("tfimp.prune", "is_pruned"),
-    "update_masks": ("tfimp.prune", "update_masks"),
-    "apply_masks": ("tfimp.prune", "apply_masks"),
-    "get_masks": ("tfimp.prune", "get_masks"),
-    "set_masks": ("tfimp.prune", "set_masks"),
-    "sparsity_report": ("tfimp.prune", "sparsity_report"),
+    "prune": ("tfimp.pruning", "prune"),
+    "imp": ("tfimp.iterative", "imp"),
+    "strip": ("tfimp.pruning", "strip"),
+    "is_pruned": ("tfimp.pruning", "is_pruned"),
+    "update_masks": ("tfimp.pruning", "update_masks"),
+    "apply_masks": ("tfimp.pruning", "apply_masks"),
+    "get_masks": ("tfimp.pruning", "get_masks"),
+    "set_masks": ("tfimp.pruning", "set_masks"),
+    "sparsity_report": ("tfimp.pruning", "sparsity_report"),
     "ConstantSparsity": ("tfimp.schedules", "ConstantSparsity"),
     "PolynomialDecay": ("tfimp.schedules", "PolynomialDecay"),
     "OneShot": ("tfimp.schedules", "OneShot"),
     "PruneLowMagnitude": ("tfimp.wrappers", "PruneLowMagnitude"),
-    "sensitivity": ("tfimp.sensitivity", "sensitivity"),
+    "sensitivity": ("tfimp.layer_sensitivity", "sensitivity"),
 }
-_SUBMODULES = ("audio", "bundle", "callbacks", "cli", "data", "export", "masks", "models",
-               "profile", "recipe", "runner", "schedules", "sensitivity", "wrappers")
+_SUBMODULES = ("audio", "bundle", "callbacks", "cli", "data", "export", "iterative",
+               "layer_sensitivity", "masks", "models", "profile", "pruning", "recipe", "runner",
+               "schedules", "wrappers")
 
 
 def __getattr__(name):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import keras
 
-from tfimp.prune import _update, pruned_layers, sparsity_report
+from tfimp.pruning import _update, pruned_layers, sparsity_report
 
 __all__ = ["SparsityLogger", "UpdateMasks"]
 

@@ -202,7 +202,7 @@ def make_optimizer(train):
 
 
 def _imp(recipe: Recipe, data, workdir: Path):
-    from tfimp.imp import imp
+    from tfimp.iterative import imp
 
     spec = recipe.imp
     return imp(make_builder(recipe, data), (data.x_train, data.y_train),
@@ -226,7 +226,7 @@ def metric_of(row: dict, metric: str) -> float:
 
 
 def _imp_fields(recipe: Recipe, data, result, best, row: dict) -> dict:
-    from tfimp.prune import sparsity_report
+    from tfimp.pruning import sparsity_report
 
     metric = recipe.train.metric
     history = tuple(dict(r) for r in result.history)

@@ -8,7 +8,7 @@ import pytest
 
 import tfimp
 from tfimp.callbacks import SparsityLogger, UpdateMasks
-from tfimp.prune import get_masks, pruned_layers
+from tfimp.pruning import get_masks, pruned_layers
 
 L = keras.layers
 RNG = np.random.default_rng(0)

@@ -13,7 +13,7 @@ SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras, numpy as np, tfimp
-    from tfimp.prune import get_masks, pruned_layers
+    from tfimp.pruning import get_masks, pruned_layers
 
     def run(devices):
         keras.utils.set_random_seed(0)

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import tfimp
 from tfimp.callbacks import UpdateMasks
-from tfimp.prune import (
+from tfimp.pruning import (
     apply_masks,
     get_masks,
     is_pruned,

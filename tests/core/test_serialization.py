@@ -5,7 +5,7 @@ import numpy as np
 
 import tfimp
 from tfimp.callbacks import UpdateMasks
-from tfimp.prune import get_masks, pruned_layers, strip
+from tfimp.pruning import get_masks, pruned_layers, strip
 from tfimp.wrappers import PruneLowMagnitude
 
 L = keras.layers

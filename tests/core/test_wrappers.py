@@ -11,7 +11,7 @@ import pytest
 
 import tfimp
 from tfimp.callbacks import UpdateMasks
-from tfimp.prune import get_masks, pruned_layers, strip
+from tfimp.pruning import get_masks, pruned_layers, strip
 from tfimp.wrappers import (
     PRUNABLE_WEIGHTS,
     MaskConstraint,

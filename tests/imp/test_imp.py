@@ -267,7 +267,7 @@ def test_exclusions_and_class_rates_hold_across_rebuilt_models(tmp_path):
 
 
 def test_round_weights_equal_strip_of_the_pruned_model(tmp_path):
-    from tfimp.imp import _plain_weights
+    from tfimp.iterative import _plain_weights
 
     model = builder()()
     pruned = tfimp.prune(model, 0.5)

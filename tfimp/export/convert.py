@@ -283,7 +283,7 @@ def _plain_model(model):
         raise ValueError(f"Argument `model` ('{model.name}') is not built: it has no weights to "
                          "convert. Build it first, e.g. with keras.Input in the model or "
                          "model.build(input_shape), or by calling it on data.")
-    from tfimp.prune import is_pruned, strip
+    from tfimp.pruning import is_pruned, strip
 
     return strip(model) if is_pruned(model) else model
 

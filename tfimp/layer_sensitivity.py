@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from tfimp import masks as masks_lib
-from tfimp.prune import prune, pruned_layers
+from tfimp.pruning import prune, pruned_layers
 
 __all__ = ["sensitivity", "SensitivityReport"]
 

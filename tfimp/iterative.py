@@ -29,9 +29,9 @@ import numpy as np
 from tfimp import masks as masks_lib
 from tfimp import schedules as schedules_lib
 from tfimp.imp_report import RoundPrinter, write_history, write_plots
-from tfimp.prune import _matches, _walk, pruned_layers, sparsity_report
+from tfimp.pruning import _matches, _walk, pruned_layers, sparsity_report
 from tfimp.wrappers import is_prunable, prunable_weights
-from tfimp.prune import prune as prune_model
+from tfimp.pruning import prune as prune_model
 from tfimp.runs import RunDir, pack, unpack
 
 __all__ = ["imp", "IMPResult", "REWIND_MODES"]
@@ -425,7 +425,7 @@ def _check_rewind_point(cfg: _Config, train: _Data) -> None:
 
 
 def _check_selectors(model, exclude, layer_rates) -> None:
-    from tfimp.prune import _check_selectors as check
+    from tfimp.pruning import _check_selectors as check
 
     check(model, tuple(exclude), "exclude")
     check(model, tuple(layer_rates), "layer_rates")
@@ -632,7 +632,7 @@ class _Driver:
         """Per-wrapper rates that end each layer at its sensitivity target after all rounds."""
         if self.cfg.sensitivity_budget is None:
             return list(self.rates)
-        from tfimp.sensitivity import sensitivity
+        from tfimp.layer_sensitivity import sensitivity
 
         model = self._round_model(0)
         report = sensitivity(model, (self.val.x, self.val.y) if self.val.size else self.val.x,

@@ -29,9 +29,10 @@ import numpy as np
 from tfimp import masks as masks_lib
 from tfimp import schedules as schedules_lib
 from tfimp.imp_report import RoundPrinter, write_history, write_plots
-from tfimp.pruning import _matches, _walk, pruned_layers, sparsity_report
-from tfimp.wrappers import is_prunable, prunable_weights
+from tfimp.layer_sensitivity import metric_drop, sensitivity
+from tfimp.pruning import _matches, _Plan, _select, _walk, pruned_layers, sparsity_report
 from tfimp.pruning import prune as prune_model
+from tfimp.wrappers import prunable_weights
 from tfimp.runs import RunDir, pack, unpack
 
 __all__ = ["imp", "IMPResult", "REWIND_MODES"]
@@ -234,6 +235,7 @@ def _set_masks_list(pruned, masks: Sequence[np.ndarray]) -> None:
 
 
 # ---------------------------------------------------------------------------- result
+
 @dataclasses.dataclass
 class IMPResult:
     """What an IMP run produced: the per-round history and access to each round's model."""
@@ -247,8 +249,7 @@ class IMPResult:
     budget: float | None = None
 
     def _drop(self, row: dict) -> float:
-        sign = -1.0 if "loss" in self.metric else 1.0
-        return sign * (self.dense_metric - row[f"val_{self.metric}"])
+        return metric_drop(self.metric, self.dense_metric, row[f"val_{self.metric}"])
 
     def best_round(self, budget: float | None = None) -> dict:
         """The sparsest round whose metric is within `budget` of the dense model's."""
@@ -445,11 +446,6 @@ def _check_metric(model, metric: str, val: _Data, batch_size: int) -> None:
         )
 
 
-def _rate_for(layer, layer_rates: Mapping) -> float | None:
-    hits = [rate for sel, rate in layer_rates.items() if _matches(layer, sel)]
-    return hits[-1] if hits else None
-
-
 class _Driver:
     """Holds one run's state between rounds; `run()` resumes from the run folder."""
 
@@ -466,7 +462,7 @@ class _Driver:
         # Rates by wrapper position: layer names differ between builds of the same model.
         ref = prune_model(reference, None, scope=cfg.scope, exclude=self._exclude_in(reference),
                           block=cfg.block, prune_partial_blocks=cfg.prune_partial_blocks)
-        self.rates = [_rate_for(w.layer, layer_rates) for w in pruned_layers(ref)]
+        self.rates = [_select(w.layer, layer_rates) for w in pruned_layers(ref)]
         self.initial_model, self.verbose = initial_model, verbose
         self.printer = RoundPrinter(cfg.metric, cfg.rounds, verbose)
 
@@ -506,9 +502,9 @@ class _Driver:
         if row["round"] >= self.cfg.rounds:
             return True
         if self.cfg.budget is not None and self.cfg.stop_at_budget and row["round"] > 0:
-            result = IMPResult(manifest["history"], self.cfg.metric, manifest["dense_metric"],
-                               None, budget=self.cfg.budget)
-            if result._drop(row) > self.cfg.budget:
+            drop = metric_drop(self.cfg.metric, manifest["dense_metric"],
+                               row[f"val_{self.cfg.metric}"])
+            if drop > self.cfg.budget:
                 if self.verbose:
                     print(f"Stopping: round {row['round']} is more than {self.cfg.budget} below "
                           "the dense model.")
@@ -592,12 +588,9 @@ class _Driver:
 
     def _prunable_arrays(self, model) -> list[list[np.ndarray]]:
         """Per layer that prune() wraps (same order), the values of its prunable weights."""
-        excluded = set(self._exclude_in(model))
+        plan = _Plan(None, self.cfg.scope, self._exclude_in(model), {}, self.cfg.block)
         return [[keras.ops.convert_to_numpy(v) for v in prunable_weights(layer)]
-                for layer in _walk(model)
-                if isinstance(layer, keras.layers.Layer)
-                and not isinstance(layer, (keras.Model, keras.layers.InputLayer))
-                and is_prunable(layer) and layer.name not in excluded]
+                for layer in _walk(model) if plan.wants(layer)]
 
     def _rewind_weights(self, previous) -> list[np.ndarray]:
         if self.cfg.rewind == "init":
@@ -632,7 +625,6 @@ class _Driver:
         """Per-wrapper rates that end each layer at its sensitivity target after all rounds."""
         if self.cfg.sensitivity_budget is None:
             return list(self.rates)
-        from tfimp.layer_sensitivity import sensitivity
 
         model = self._round_model(0)
         report = sensitivity(model, (self.val.x, self.val.y) if self.val.size else self.val.x,

@@ -24,6 +24,11 @@ from tfimp.pruning import prune, pruned_layers
 __all__ = ["sensitivity", "SensitivityReport"]
 
 
+def metric_drop(metric: str, dense: float, value: float) -> float:
+    """How far `value` falls below the dense model's; for losses, lower is better."""
+    return (value - dense) if "loss" in metric else (dense - value)
+
+
 @dataclasses.dataclass(frozen=True)
 class SensitivityReport:
     """`metric[layer][sparsity]`: the validation metric with only that layer pruned."""
@@ -34,7 +39,7 @@ class SensitivityReport:
     table: dict
 
     def _drop(self, value: float) -> float:
-        return (value - self.dense) if "loss" in self.metric else (self.dense - value)
+        return metric_drop(self.metric, self.dense, value)
 
     def targets(self, budget: float) -> dict[str, float]:
         """Per layer, the highest tested sparsity whose metric drop is within `budget`."""

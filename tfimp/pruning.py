@@ -58,6 +58,12 @@ def _matches(layer, selector: Selector) -> bool:
     return fnmatch.fnmatchcase(layer.name, selector)
 
 
+def _select(layer, values: Mapping):
+    """The value of the last selector in `values` that matches `layer`, or None."""
+    hits = [v for sel, v in values.items() if _matches(layer, sel)]
+    return hits[-1] if hits else None
+
+
 def _walk(model) -> Iterator[keras.layers.Layer]:
     """All layers of a model, depth first, nested models expanded, each layer once."""
     seen: set[int] = set()
@@ -100,8 +106,7 @@ class _Plan:
     prune_partial_blocks: bool = False
 
     def target_for(self, layer) -> float | None:
-        hits = [t for sel, t in self.targets.items() if _matches(layer, sel)]
-        return hits[-1] if hits else None
+        return _select(layer, self.targets)
 
     def wants(self, layer) -> bool:
         if not isinstance(layer, keras.layers.Layer) or isinstance(

@@ -90,19 +90,6 @@ def to_tflite(
     return ExportArtifact(None if path is None else os.fspath(path), blob, report)
 
 
-@dataclasses.dataclass
-class _Try:
-    sparse: bool
-    blob: bytes
-    error: str = ""
-    verification: Verification | None = None
-    failed_verification: VerificationError | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.error and self.failed_verification is None
-
-
 @dataclasses.dataclass(frozen=True)
 class _Check:
     """Sample inputs and Keras's outputs on them, to catch conversions that compute garbage."""

@@ -87,9 +87,9 @@ def prune_and_finetune(dense: keras.Model, data, targets: dict, block,
     targets = {k: v for k, v in targets.items() if k not in exclude}
     # LiteRT's int8 1x16 sparse kernel is wrong when a kept block sticks out past the
     # matrix edge (docs/export.md): keep only whole blocks there.
-    partial = block is not None and block[0] == 16
-    pruned = tfimp.prune(copy, schedule, block=block, exclude=exclude, targets=targets,
-                         prune_partial_blocks=partial)
+    granularity = None if block is None else tfimp.Granularity("block", block, block[0] == 16)
+    pruned = tfimp.prune(copy, schedule, granularity=granularity, exclude=exclude,
+                         targets=targets)
     _compile(pruned, 5e-4)
     pruned.fit(data.x_train, data.y_train, batch_size=32, epochs=epochs, verbose=0,
                callbacks=[tfimp.callbacks.UpdateMasks()])

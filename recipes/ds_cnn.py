@@ -5,7 +5,15 @@ comes from a Speech Commands folder given with `data.kwargs.path=...`; offline: 
 MFCC-shaped data (accuracy is meaningless there).
 """
 
-from tfimp.recipe import DataSpec, ExportSpec, IMPSpec, ModelSpec, ProfileSpec, Recipe, TrainSpec
+from tfimp.pipeline import (
+    DataSpec,
+    ExportSpec,
+    IMPConfig,
+    ModelSpec,
+    ProfileSpec,
+    Recipe,
+    TrainSpec,
+)
 
 
 def recipe() -> Recipe:
@@ -14,11 +22,24 @@ def recipe() -> Recipe:
         description="DS-CNN (MLPerf Tiny KWS) on Speech Commands, 49x10 MFCC, 12 classes",
         model=ModelSpec("ds_cnn", kwargs={"filters": 64}),
         data=DataSpec("speech_commands"),
-        train=TrainSpec(optimizer="adam", lr=5e-4, batch_size=100, epochs_per_round=12),
-        imp=IMPSpec(rounds=8, rate=0.2, scope="global", rewind="epoch", rewind_at=1,
-                    budget=0.01),
+        train=TrainSpec(optimizer="adam", lr=5e-4),
+        imp=IMPConfig(
+            batch_size=100,
+            epochs_per_round=12,
+            rounds=8,
+            rate=0.2,
+            scope="global",
+            rewind="epoch",
+            rewind_at=1,
+            budget=0.01,
+            stop_at_budget=False,
+        ),
         export=ExportSpec(float32=True, int8=True, sparse="auto"),
         profile=ProfileSpec(threads=(1, 2), runs=100, micro=True, board="cortex-m4-256k"),
-        smoke={"model.kwargs.filters": 16, "imp.rewind": "init", "imp.rewind_at": None,
-               "export.sparse": False},
+        smoke={
+            "model.kwargs.filters": 16,
+            "imp.rewind": "init",
+            "imp.rewind_at": None,
+            "export.sparse": False,
+        },
     )

@@ -7,7 +7,15 @@ Pointwise (1x1) convolutions hold most weights; IMP ranks globally. Offline: gen
 96x96x3 images, two classes (accuracy is meaningless there).
 """
 
-from tfimp.recipe import DataSpec, ExportSpec, IMPSpec, ModelSpec, ProfileSpec, Recipe, TrainSpec
+from tfimp.pipeline import (
+    DataSpec,
+    ExportSpec,
+    IMPConfig,
+    ModelSpec,
+    ProfileSpec,
+    Recipe,
+    TrainSpec,
+)
 
 
 def recipe() -> Recipe:
@@ -16,11 +24,26 @@ def recipe() -> Recipe:
         description="MobileNetV1 0.25 at 96x96 (MLPerf Tiny VWW), XNNPACK-sparse friendly",
         model=ModelSpec("mobilenet_v1", kwargs={"alpha": 0.25, "input_shape": (96, 96, 3)}),
         data=DataSpec("vww", kwargs={"size": 96}),
-        train=TrainSpec(optimizer="adam", lr=1e-3, batch_size=32, epochs_per_round=10),
-        imp=IMPSpec(rounds=8, rate=0.25, scope="global", rewind="epoch", rewind_at=1,
-                    budget=0.01),
+        train=TrainSpec(optimizer="adam", lr=1e-3),
+        imp=IMPConfig(
+            batch_size=32,
+            epochs_per_round=10,
+            rounds=8,
+            rate=0.25,
+            scope="global",
+            rewind="epoch",
+            rewind_at=1,
+            budget=0.01,
+            stop_at_budget=False,
+        ),
         export=ExportSpec(float32=True, int8=True, sparse="auto"),
         profile=ProfileSpec(threads=(1, 2), runs=100, micro=True, board="cortex-m4-256k"),
-        smoke={"data.name": "cifar10", "data.kwargs": {}, "model.kwargs.input_shape": (32, 32, 3),
-               "imp.rewind": "init", "imp.rewind_at": None, "export.sparse": False},
+        smoke={
+            "data.name": "cifar10",
+            "data.kwargs": {},
+            "model.kwargs.input_shape": (32, 32, 3),
+            "imp.rewind": "init",
+            "imp.rewind_at": None,
+            "export.sparse": False,
+        },
     )

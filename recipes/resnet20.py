@@ -5,7 +5,15 @@ open_lth (cifar_resnet_20): SGD with momentum 0.9 at 0.1, weight decay 1e-4, bat
 Offline: generated data with CIFAR-10's shapes (accuracy is meaningless there).
 """
 
-from tfimp.recipe import DataSpec, ExportSpec, IMPSpec, ModelSpec, ProfileSpec, Recipe, TrainSpec
+from tfimp.pipeline import (
+    DataSpec,
+    ExportSpec,
+    IMPConfig,
+    ModelSpec,
+    ProfileSpec,
+    Recipe,
+    TrainSpec,
+)
 
 
 def recipe() -> Recipe:
@@ -14,13 +22,26 @@ def recipe() -> Recipe:
         description="ResNet-20 (open_lth) on CIFAR-10, IMP with rewinding to epoch 2",
         model=ModelSpec("resnet20", kwargs={"width": 16}),
         data=DataSpec("cifar10"),
-        train=TrainSpec(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
-                        batch_size=128, epochs_per_round=60),
-        imp=IMPSpec(rounds=10, rate=0.2, scope="global", rewind="epoch", rewind_at=2,
-                    budget=0.01),
+        train=TrainSpec(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4),
+        imp=IMPConfig(
+            batch_size=128,
+            epochs_per_round=60,
+            rounds=10,
+            rate=0.2,
+            scope="global",
+            rewind="epoch",
+            rewind_at=2,
+            budget=0.01,
+            stop_at_budget=False,
+        ),
         export=ExportSpec(float32=True, int8=True, sparse="auto"),
         profile=ProfileSpec(threads=(1, 2), runs=100, micro=True),
-        smoke={"model.kwargs.width": 8,
-               "train.batch_size": 32, "train.lr": 0.01, "imp.rewind": "init",
-               "imp.rewind_at": None, "export.sparse": False},
+        smoke={
+            "model.kwargs.width": 8,
+            "imp.batch_size": 32,
+            "train.lr": 0.01,
+            "imp.rewind": "init",
+            "imp.rewind_at": None,
+            "export.sparse": False,
+        },
     )

@@ -5,7 +5,15 @@ rewinding to epoch 1 (Frankle et al. 2020: deeper networks need late rewinding).
 Offline: generated data with CIFAR-10's shapes (accuracy is meaningless there).
 """
 
-from tfimp.recipe import DataSpec, ExportSpec, IMPSpec, ModelSpec, ProfileSpec, Recipe, TrainSpec
+from tfimp.pipeline import (
+    DataSpec,
+    ExportSpec,
+    IMPConfig,
+    ModelSpec,
+    ProfileSpec,
+    Recipe,
+    TrainSpec,
+)
 
 
 def recipe() -> Recipe:
@@ -14,11 +22,24 @@ def recipe() -> Recipe:
         description="ResNet-8 (MLPerf Tiny IC) on CIFAR-10, IMP with rewinding to epoch 1",
         model=ModelSpec("resnet8", kwargs={"filters": 16}),
         data=DataSpec("cifar10"),
-        train=TrainSpec(optimizer="adam", lr=1e-3, batch_size=32, epochs_per_round=30),
-        imp=IMPSpec(rounds=8, rate=0.2, scope="global", rewind="epoch", rewind_at=1,
-                    budget=0.01),
+        train=TrainSpec(optimizer="adam", lr=1e-3),
+        imp=IMPConfig(
+            batch_size=32,
+            epochs_per_round=30,
+            rounds=8,
+            rate=0.2,
+            scope="global",
+            rewind="epoch",
+            rewind_at=1,
+            budget=0.01,
+            stop_at_budget=False,
+        ),
         export=ExportSpec(float32=True, int8=True, sparse="auto"),
         profile=ProfileSpec(threads=(1, 2), runs=100, micro=True),
-        smoke={"model.kwargs.filters": 8, "imp.rewind": "init", "imp.rewind_at": None,
-               "export.sparse": False},
+        smoke={
+            "model.kwargs.filters": 8,
+            "imp.rewind": "init",
+            "imp.rewind_at": None,
+            "export.sparse": False,
+        },
     )

@@ -5,21 +5,49 @@ pooling; the sizes of the Keras "Text classification with Transformer" example. 
 generated token sequences (accuracy is meaningless there).
 """
 
-from tfimp.recipe import DataSpec, ExportSpec, IMPSpec, ModelSpec, ProfileSpec, Recipe, TrainSpec
+from tfimp.pipeline import (
+    DataSpec,
+    ExportSpec,
+    IMPConfig,
+    ModelSpec,
+    ProfileSpec,
+    Recipe,
+    TrainSpec,
+)
 
 
 def recipe() -> Recipe:
     return Recipe(
         name="transformer_text",
         description="Transformer classifier (Embedding + MultiHeadAttention) on IMDB",
-        model=ModelSpec("transformer_classifier",
-                        kwargs={"vocab_size": 20000, "seq_len": 200, "embed_dim": 32,
-                                "num_heads": 2, "ff_dim": 32}),
+        model=ModelSpec(
+            "transformer_classifier",
+            kwargs={
+                "vocab_size": 20000,
+                "seq_len": 200,
+                "embed_dim": 32,
+                "num_heads": 2,
+                "ff_dim": 32,
+            },
+        ),
         data=DataSpec("imdb", kwargs={"vocab_size": 20000, "seq_len": 200}),
-        train=TrainSpec(optimizer="adam", lr=1e-3, batch_size=32, epochs_per_round=2),
-        imp=IMPSpec(rounds=6, rate=0.2, scope="global", rewind="none", budget=0.01),
+        train=TrainSpec(optimizer="adam", lr=1e-3),
+        imp=IMPConfig(
+            batch_size=32,
+            epochs_per_round=2,
+            rounds=6,
+            rate=0.2,
+            scope="global",
+            rewind="none",
+            budget=0.01,
+            stop_at_budget=False,
+        ),
         export=ExportSpec(float32=True, int8=True, sparse="auto"),
         profile=ProfileSpec(threads=(1, 2), runs=100, micro=True),
-        smoke={"model.kwargs.vocab_size": 500, "model.kwargs.seq_len": 32,
-               "data.kwargs.vocab_size": 500, "data.kwargs.seq_len": 32},
+        smoke={
+            "model.kwargs.vocab_size": 500,
+            "model.kwargs.seq_len": 32,
+            "data.kwargs.vocab_size": 500,
+            "data.kwargs.seq_len": 32,
+        },
     )

@@ -6,9 +6,9 @@ import sys
 
 
 def test_public_functions_survive_submodule_imports():
-    import tfimp.iterative  # noqa: F401
-    import tfimp.layer_sensitivity  # noqa: F401
-    import tfimp.pruning  # noqa: F401
+    import tfimp.lottery.driver  # noqa: F401
+    import tfimp.lottery.sensitivity  # noqa: F401
+    import tfimp.sparsity.engine  # noqa: F401
 
     for name in ("prune", "imp", "sensitivity", "strip", "sparsity_report", "update_masks"):
         assert callable(getattr(tfimp, name)), name

@@ -1,36 +1,41 @@
 """tfimp: Iterative Magnitude Pruning for Keras 3, to verified TFLite models on the device.
 
-The public API is re-exported here. Sub-packages that pull in optional runtimes
-(`tfimp.export`, `tfimp.profile`, `tfimp.data`, `tfimp.bundle`) load on first use.
+The public API is re-exported here and loads on first use, so `import tfimp` and
+`tfimp --help` stay fast (nothing here imports TensorFlow until it is needed).
+
+Packages: `sparsity` (schedules, masks, the wrapper, prune/strip), `lottery` (the IMP driver),
+`data`, `models`, `pipeline` (recipes and `tfimp run`), `export`, `profile`, `bundle`.
 """
 
 import importlib
 
+from tfimp._util.errors import InvalidArgumentError, TfimpError
+
 __version__ = "0.1.0"
 
-# Everything loads on first use, so `import tfimp` and `tfimp --help` stay fast. No module
-# shares a name with a function here (`tfimp.prune` lives in `pruning`, `tfimp.imp` in
-# `iterative`, `tfimp.sensitivity` in `layer_sensitivity`): loading a submodule sets the
-# package attribute of its name, which would hide the function.
 _LAZY = {
-    "prune": ("tfimp.pruning", "prune"),
-    "imp": ("tfimp.iterative", "imp"),
-    "strip": ("tfimp.pruning", "strip"),
-    "is_pruned": ("tfimp.pruning", "is_pruned"),
-    "update_masks": ("tfimp.pruning", "update_masks"),
-    "apply_masks": ("tfimp.pruning", "apply_masks"),
-    "get_masks": ("tfimp.pruning", "get_masks"),
-    "set_masks": ("tfimp.pruning", "set_masks"),
-    "sparsity_report": ("tfimp.pruning", "sparsity_report"),
-    "ConstantSparsity": ("tfimp.schedules", "ConstantSparsity"),
-    "PolynomialDecay": ("tfimp.schedules", "PolynomialDecay"),
-    "OneShot": ("tfimp.schedules", "OneShot"),
-    "PruneLowMagnitude": ("tfimp.wrappers", "PruneLowMagnitude"),
-    "sensitivity": ("tfimp.layer_sensitivity", "sensitivity"),
+    "prune": ("tfimp.sparsity.engine", "prune"),
+    "strip": ("tfimp.sparsity.engine", "strip"),
+    "is_pruned": ("tfimp.sparsity.engine", "is_pruned"),
+    "update_masks": ("tfimp.sparsity.engine", "update_masks"),
+    "apply_masks": ("tfimp.sparsity.engine", "apply_masks"),
+    "get_masks": ("tfimp.sparsity.engine", "get_masks"),
+    "set_masks": ("tfimp.sparsity.engine", "set_masks"),
+    "sparsity_report": ("tfimp.sparsity.report", "sparsity_report"),
+    "Granularity": ("tfimp.sparsity.masks", "Granularity"),
+    "ConstantSparsity": ("tfimp.sparsity.schedules", "ConstantSparsity"),
+    "PolynomialDecay": ("tfimp.sparsity.schedules", "PolynomialDecay"),
+    "OneShot": ("tfimp.sparsity.schedules", "OneShot"),
+    "PruneLowMagnitude": ("tfimp.sparsity.wrapper", "PruneLowMagnitude"),
+    "imp": ("tfimp.lottery.driver", "imp"),
+    "IMPConfig": ("tfimp.lottery.config", "IMPConfig"),
+    "IMPResult": ("tfimp.lottery.driver", "IMPResult"),
+    "sensitivity": ("tfimp.lottery.sensitivity", "sensitivity"),
 }
-_SUBMODULES = ("audio", "bundle", "callbacks", "cli", "data", "export", "iterative",
-               "layer_sensitivity", "masks", "models", "profile", "pruning", "recipe", "runner",
-               "schedules", "wrappers")
+_SUBMODULES = ("bundle", "callbacks", "cli", "data", "export", "lottery", "models", "pipeline",
+               "profile", "schedules", "sparsity", "wrappers")
+
+__all__ = ["InvalidArgumentError", "TfimpError", "__version__", *_LAZY, *_SUBMODULES]
 
 
 def __getattr__(name):
@@ -45,4 +50,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_LAZY) + list(_SUBMODULES))
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))

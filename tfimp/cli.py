@@ -11,7 +11,7 @@ import os
 import sys
 
 VERBS = {
-    "run": ("tfimp.runner", "main", "run a recipe end to end: IMP, export, verify, profile"),
+    "run": ("tfimp.pipeline.runner", "main", "a recipe end to end: IMP, export, verify, profile"),
     "export": ("tfimp.export.cli", "export_main", "convert a Keras model to a verified .tflite"),
     "inspect": ("tfimp.export.cli", "inspect_main", "per-tensor encoding, bytes, zeros; ops"),
     "bench": ("tfimp.profile.cli", "main", "profile and compare .tflite models"),

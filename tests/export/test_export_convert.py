@@ -93,7 +93,7 @@ def test_auto_keeps_the_smaller_faithful_encoding(mlp16, data64):
 def test_unstructured_int8_sparse_is_refused_by_xnnpack_and_auto_falls_back(make_mlp, data64):
     model = make_mlp(block=1, keep=0.1)
     x, _ = data64
-    with pytest.raises(ValueError, match="block=\\(16, 1\\)"):
+    with pytest.raises(ValueError, match="granularity='block:16x1:whole'"):
         to_tflite(model, quantization="int8", sparse=True, representative_data=x)
     art = to_tflite(model, quantization="int8", sparse="auto", representative_data=x)
     assert art.report.sparse is False and not inspect(art.model_bytes).sparse_tensors

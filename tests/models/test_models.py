@@ -166,7 +166,7 @@ SMALL = {
 
 
 def test_every_architecture_can_be_pruned():
-    prune = pytest.importorskip("tfimp.pruning")
+    prune = pytest.importorskip("tfimp.sparsity.engine")
     assert set(SMALL) == set(models.MODELS)
     for name, kwargs in SMALL.items():
         model = models.get(name, **kwargs)

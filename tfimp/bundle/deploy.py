@@ -9,10 +9,12 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+from tfimp._util.errors import TfimpError
+from tfimp._util.proc import describe_exit, run
 from tfimp.bundle.manifest import verify_bundle
 
 
-class DeployError(RuntimeError):
+class DeployError(TfimpError, RuntimeError):
     """Copying the bundle or checking it on the board failed; the message holds the output."""
 
 
@@ -36,8 +38,6 @@ def _ssh_args(port: int, identity, options: Sequence[str]) -> list[str]:
 
 
 def _run(cmd: list[str], timeout: float, what: str):
-    from tfimp.profile._proc import describe_exit, run
-
     try:
         proc = run(cmd, timeout, what, check=False)
     except Exception as e:  # timeouts and a missing ssh/scp program

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import ClassVar
 
+from tfimp._util.errors import TfimpError
 from tfimp.bundle import micro_files
 from tfimp.bundle._templates import render_file, template_root
 from tfimp.bundle.kotlin import kotlin_sample
@@ -19,7 +20,7 @@ DEFAULT_THREADS = 4
 DEFAULT_RUNS = 50
 
 
-class BundleError(ValueError):
+class BundleError(TfimpError, ValueError):
     """The model cannot be bundled for the target; the message names the fix."""
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
+
+from tfimp._util import proc
+from tfimp._util.errors import TfimpError
+from tfimp._util.proc import describe_exit, quiet_env
 
 _CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_child.py")
 # Run the child by path but from an empty working directory: run as `python _child.py`, its
@@ -20,7 +22,7 @@ _BOOT = ("import runpy, sys; sys.argv = sys.argv[1:]; "
 _RUNTIMES = {"litert": "the LiteRT interpreter", "tflm": "the TFLite Micro interpreter"}
 
 
-class RuntimeRefusedError(RuntimeError):
+class RuntimeRefusedError(TfimpError, RuntimeError):
     """The runtime refused or failed to run the model (it raised, crashed or timed out)."""
 
 
@@ -53,42 +55,27 @@ def run(runtime: str, model: bytes, inputs, timeout: float = 300.0, arena: int =
             f.write(model)
         np.savez(os.path.join(folder, "inputs.npz"), **{f"x{i}": x for i, x in enumerate(xs)})
         cmd = [sys.executable, "-c", _BOOT, _CHILD, runtime, folder, str(int(arena))]
-        proc = _call(cmd, timeout, runtime, folder)
+        done = _call(cmd, timeout, runtime, folder)
         error_path = os.path.join(folder, "error.json")
         if os.path.exists(error_path):
             with open(error_path) as f:
                 err = json.load(f)
             raise RuntimeRefusedError(
                 f"{_RUNTIMES[runtime]} refused the model: {err['type']}: {err['message']}")
-        if proc.returncode != 0:
+        if done.returncode != 0:
             raise RuntimeRefusedError(
-                f"{_RUNTIMES[runtime]} crashed on the model ({_exit(proc.returncode)}); the "
-                f"file is corrupted or uses something the runtime cannot handle.\n"
-                f"{proc.stderr[-2000:]}")
+                f"{_RUNTIMES[runtime]} crashed on the model ({describe_exit(done.returncode)}); "
+                f"the file is corrupted or uses something the runtime cannot handle.\n"
+                f"{done.stderr[-2000:]}")
         with np.load(os.path.join(folder, "outputs.npz")) as data:
             n = len(data.files) // 2
             raw = [data[f"raw{i}"] for i in range(n)]
             deq = [data[f"deq{i}"] for i in range(n)]
         with open(os.path.join(folder, "result.json")) as f:
             info = json.load(f)
-    return RunResult(raw, deq, info, proc.stderr)
+    return RunResult(raw, deq, info, done.stderr)
 
 
-def _call(cmd: list[str], timeout: float, runtime: str, cwd: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, errors="replace",
-                              timeout=timeout, env=env, cwd=cwd)
-    except subprocess.TimeoutExpired:
-        raise RuntimeRefusedError(
-            f"{_RUNTIMES[runtime]} did not finish within {timeout:g} s and was stopped."
-        ) from None
-
-
-def _exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit status {code}"
+def _call(cmd: list[str], timeout: float, runtime: str, cwd: str):
+    return proc.run(cmd, timeout, _RUNTIMES[runtime], env=quiet_env(), check=False, cwd=cwd,
+                    error=RuntimeRefusedError)

@@ -8,11 +8,11 @@ import gzip
 import io
 import itertools
 import os
-import tempfile
 from collections.abc import Callable
 
 import numpy as np
 
+from tfimp._util.io import atomic_write_bytes
 from tfimp.export import _sandbox, quantization as quant_lib
 from tfimp.export.inspect import inspect
 from tfimp.export.report import Candidate, ExportReport
@@ -22,8 +22,9 @@ _SPARSE_CHOICES = {False: (False,), True: (True,), "auto": (False, True)}
 _SPARSE_HINT = (
     "The sparse encoding works in LiteRT with float32 and int8 weights. With int8 weights the "
     "converter keeps FULLY_CONNECTED weights sparse only when their zeros come in 1x16 blocks "
-    "(prune Dense kernels with block=(16, 1)); otherwise it adds DENSIFY ops that the XNNPACK "
-    "delegate refuses. Sparse float16, dynamic-range and int16x8 tensors give wrong outputs."
+    "(prune Dense kernels with granularity='block:16x1:whole'); otherwise it adds DENSIFY ops "
+    "that the XNNPACK delegate refuses. Sparse float16, dynamic-range and int16x8 tensors give "
+    "wrong outputs."
 )
 
 
@@ -86,7 +87,7 @@ def to_tflite(
     dense = _dense_float32_bytes(model, config, tried)
     report = _report(model, blob, config, result, dense, tried, path)
     if path is not None:
-        write_atomic(path, blob)
+        atomic_write_bytes(path, blob)
     return ExportArtifact(None if path is None else os.fspath(path), blob, report)
 
 
@@ -245,21 +246,6 @@ def _report(model, blob, config, chosen: _Try, dense: int, tried, path) -> Expor
     )
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Writes `data` to `path` through a temporary file, so no half-written file remains."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _plain_model(model):
     import keras
 
@@ -270,7 +256,7 @@ def _plain_model(model):
         raise ValueError(f"Argument `model` ('{model.name}') is not built: it has no weights to "
                          "convert. Build it first, e.g. with keras.Input in the model or "
                          "model.build(input_shape), or by calling it on data.")
-    from tfimp.pruning import is_pruned, strip
+    from tfimp.sparsity.engine import is_pruned, strip
 
     return strip(model) if is_pruned(model) else model
 

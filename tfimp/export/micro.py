@@ -15,8 +15,9 @@ import re
 
 import numpy as np
 
+from tfimp._util.errors import TfimpError
 from tfimp.export import _sandbox
-from tfimp.export.convert import write_atomic
+from tfimp._util.io import atomic_write_bytes
 from tfimp.export.inspect import ModelInfo, inspect, read_model_bytes
 
 _ARENA_RE = re.compile(r"Arena allocation total (\d+) bytes")
@@ -29,7 +30,7 @@ _RESOLVER_EXCEPTIONS = {
 }
 
 
-class MicroError(ValueError):
+class MicroError(TfimpError, ValueError):
     """TFLite Micro cannot run the model, or runs it differently from LiteRT."""
 
 
@@ -241,5 +242,5 @@ def _write_sources(out_dir, data, name, arena_size, arena_bytes, margin, snippet
     files = {"model_data.h": header, "model_data.cc": source, "model_ops.h":
              "#pragma once\n\n" + snippet}
     for fname, text in files.items():
-        write_atomic(os.path.join(out_dir, fname), text.encode())
+        atomic_write_bytes(os.path.join(out_dir, fname), text.encode())
     return tuple(os.path.join(out_dir, f) for f in files)

@@ -8,11 +8,12 @@ import os
 
 import numpy as np
 
+from tfimp._util.errors import TfimpError
 from tfimp.export import _sandbox
 from tfimp.export.inspect import read_model_bytes
 
 
-class VerificationError(ValueError):
+class VerificationError(TfimpError, ValueError):
     """The .tflite model differs from the Keras model by more than the tolerance."""
 
     def __init__(self, message: str, verification: Verification | None = None):

@@ -14,11 +14,10 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from tfimp.profile import _proc
-from tfimp.profile._validate import model_file, positive_int, positive_number
+from tfimp._util.validate import model_file, positive_int, positive_number
 from tfimp.profile.benchmark_output import parse_benchmark_output
 from tfimp.profile.litert import CHILD_SCRIPT, child_command, result_from_child_output
-from tfimp.profile.result import BenchResult, ProfilingError
+from tfimp.profile.result import BenchResult, ProfilingError, run_checked
 from tfimp.profile.targets import AdbTarget, LocalTarget, SshTarget, parse_target
 
 _BUILD_HINT = ("build it with `bazel build -c opt tensorflow/lite/tools/benchmark:benchmark_model` "
@@ -60,18 +59,18 @@ def _run_local(target: LocalTarget, model: Path, binary, flags, timeout: float):
     if not os.access(exe, os.X_OK):
         raise PermissionError(f"Argument `binary` must be executable. Received: binary={exe!r} "
                               f"(run `chmod +x {shlex.quote(exe)}`)")
-    done = _proc.run([exe, *flags(str(model))], timeout, "benchmark_model")
+    done = run_checked([exe, *flags(str(model))], timeout, "benchmark_model")
     return done.stdout + done.stderr, "benchmark_model"
 
 
 def _adb_shell(target: AdbTarget, command: list[str], timeout: float, check: bool = True):
-    return _proc.run([*target.adb_args(), "shell", shlex.join(command)], timeout,
+    return run_checked([*target.adb_args(), "shell", shlex.join(command)], timeout,
                      f"adb shell on {target}", check=check)
 
 
 def _run_adb(target: AdbTarget, model: Path, binary, flags, timeout: float):
     _require_tool("adb", "Android platform-tools (Debian: apt-get install adb)")
-    state = _proc.run([*target.adb_args(), "get-state"], 30, "adb get-state", check=False)
+    state = run_checked([*target.adb_args(), "get-state"], 30, "adb get-state", check=False)
     if state.stdout.strip() != "device":
         raise ProfilingError(f"Android device {target.serial or '(default)'} is not ready: "
                              f"{(state.stdout + state.stderr).strip()}\nCheck `adb devices`.")
@@ -79,10 +78,10 @@ def _run_adb(target: AdbTarget, model: Path, binary, flags, timeout: float):
     exe = f"{rdir}/benchmark_model" if binary is not None else f"{target.workdir}/benchmark_model"
     _adb_shell(target, ["mkdir", "-p", rdir], 30)
     try:
-        _proc.run([*target.adb_args(), "push", str(model), f"{rdir}/model.tflite"], timeout,
+        run_checked([*target.adb_args(), "push", str(model), f"{rdir}/model.tflite"], timeout,
                   "adb push")
         if binary is not None:
-            _proc.run([*target.adb_args(), "push", _local_binary(binary), exe], timeout,
+            run_checked([*target.adb_args(), "push", _local_binary(binary), exe], timeout,
                       "adb push")
             _adb_shell(target, ["chmod", "755", exe], 30)
         elif _adb_shell(target, ["test", "-x", exe], 30, check=False).returncode != 0:
@@ -95,12 +94,12 @@ def _run_adb(target: AdbTarget, model: Path, binary, flags, timeout: float):
 
 
 def _ssh(target: SshTarget, command: list[str], timeout: float, check: bool = True):
-    return _proc.run([*target.ssh_args(), shlex.join(command)], timeout, f"ssh to {target}",
+    return run_checked([*target.ssh_args(), shlex.join(command)], timeout, f"ssh to {target}",
                      check=check)
 
 
 def _scp(target: SshTarget, local, remote: str, timeout: float) -> None:
-    _proc.run(target.scp_args(str(local), remote), timeout, f"scp to {target}")
+    run_checked(target.scp_args(str(local), remote), timeout, f"scp to {target}")
 
 
 def _ssh_binary(target: SshTarget, rdir: str, binary, timeout: float) -> str | None:

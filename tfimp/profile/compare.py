@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tfimp.profile._validate import positive_int, tflite_path
+from tfimp._util.validate import positive_int, tflite_path
 from tfimp.profile.litert import litert
 from tfimp.profile.micro import micro
 

@@ -6,9 +6,9 @@ import json
 import sys
 from pathlib import Path
 
-from tfimp.profile import _litert_child, _proc
-from tfimp.profile._validate import model_file, positive_int, positive_number
-from tfimp.profile.result import BenchResult, ProfilingError
+from tfimp.profile import _litert_child
+from tfimp._util.validate import model_file, positive_int, positive_number
+from tfimp.profile.result import BenchResult, ProfilingError, run_checked
 
 CHILD_SCRIPT = Path(_litert_child.__file__)
 
@@ -71,7 +71,7 @@ def litert(model, threads: int = 1, runs: int = 100, warmup: int = 10, xnnpack: 
     with model_file(model) as path:
         cmd = child_command(python or sys.executable, str(CHILD_SCRIPT), str(path), threads,
                             runs, warmup, xnnpack)
-        done = _proc.run(cmd, timeout, "The LiteRT benchmark child process")
+        done = run_checked(cmd, timeout, "The LiteRT benchmark child process")
     name = str(path) if not isinstance(model, (bytes, bytearray, memoryview)) else "<bytes>"
     return result_from_child_output(done.stdout, model=name, target="local", threads=threads,
                                     xnnpack=xnnpack, raw_output=done.stdout + done.stderr)

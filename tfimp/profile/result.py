@@ -7,9 +7,17 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from tfimp._util import proc
+from tfimp._util.errors import TfimpError
 
-class ProfilingError(RuntimeError):
+
+class ProfilingError(TfimpError, RuntimeError):
     """A benchmark run failed: the message names the command that failed and its output."""
+
+
+def run_checked(cmd, timeout: float, what: str, **kwargs):
+    """`tfimp._util.proc.run` raising `ProfilingError`."""
+    return proc.run(cmd, timeout, what, error=ProfilingError, **kwargs)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,263 @@
+"""Recipes: config round trips, `key=value` overrides, bad input, and an end-to-end smoke run
+of every recipe (IMP, export, verification, profiling, report folder) on tiny data."""
+
+import json
+
+import pytest
+
+from tfimp import IMPConfig
+from tfimp.pipeline.recipe import (
+    DataSpec,
+    ExportSpec,
+    ModelSpec,
+    ProfileSpec,
+    Recipe,
+    TrainSpec,
+    available,
+    load_recipe,
+)
+
+RECIPES = ("lenet_300_100", "lenet5", "resnet8", "resnet20", "ds_cnn", "mobilenet_v1_vww",
+           "transformer_text")
+
+
+def test_all_architectures_have_a_recipe():
+    assert set(RECIPES) <= set(available())
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_round_trips_through_json_config(name):
+    r = load_recipe(name)
+    assert r.name == name
+    again = Recipe.from_config(json.loads(json.dumps(r.get_config())))
+    assert again == r
+    assert again.digest() == r.digest()
+    smoke = r.smoke_recipe()
+    assert smoke.imp.rounds == 1 and smoke.data.train_samples <= 64
+    assert smoke.digest() != r.digest()
+
+
+def test_overrides_are_typed_by_field():
+    r = load_recipe("lenet_300_100").override(
+        "rounds=3", "imp.rate=0.5", "seed=2", "threads=1,2,4", "sparse=false",
+        "target_sparsity=none", "data.offline=true", "granularity=block:4x1", "exclude=fc1",
+        "layer_rates={'classifier': 0.05}", "model.kwargs.classifier_activation=None",
+        "imp.rewind=epoch", "imp.rewind_at=1", "lr=3e-4")
+    assert (r.imp.rounds, r.imp.rate, r.seed) == (3, 0.5, 2)
+    assert r.profile.threads == (1, 2, 4)
+    assert r.export.sparse is False and r.data.offline is True
+    assert r.imp.granularity.block == (4, 1) and r.imp.exclude == ("fc1",)
+    assert r.imp.layer_rates == {"classifier": 0.05}
+    assert r.model.kwargs == {"classifier_activation": None}
+    assert r.imp.rewind_arg == ("epoch", 1)
+    assert r.train.lr == pytest.approx(3e-4)
+    assert r.override("sparse=auto").export.sparse == "auto"
+
+
+def test_diff_gives_the_overrides_that_rebuild_a_recipe():
+    base = load_recipe("lenet_300_100")
+    r = base.override("rounds=3", "threads=1,2,4", "layer_rates={'fc1': 0.3}", "granularity=8,1",
+                      "data.offline=true", "model.kwargs.classifier_activation=none")
+    assert set(r.diff(base)) == {"imp.rounds=3", "profile.threads=1,2,4",
+                                 "imp.layer_rates={'fc1':0.3}", "imp.granularity=block:8x1",
+                                 "data.offline=true", "model.kwargs.classifier_activation=none"}
+    assert base.override(*r.diff(base)) == r
+    assert base.diff(base) == []
+
+
+def test_block_and_per_tensor_int8_overrides_round_trip():
+    base = load_recipe("lenet5")
+    assert str(base.imp.granularity) == "weight" and base.export.per_channel_dense is True
+    r = base.override("granularity=block:16x1:whole", "per_channel_dense=false")
+    assert r.imp.granularity.block == (16, 1) and r.imp.granularity.whole_blocks is True
+    assert r.export.per_channel_dense is False
+    assert set(r.diff(base)) == {"imp.granularity=block:16x1:whole",
+                                 "export.per_channel_dense=false"}
+    assert Recipe.from_config(json.loads(json.dumps(r.get_config()))) == r
+    assert r.digest() != base.digest()
+
+
+def test_export_spec_picks_the_int8_scales():
+    from tfimp.export import Int8
+    from tfimp.pipeline.runner import _quantizations
+
+    assert _quantizations(ExportSpec()) == {"float32": None, "int8": Int8()}
+    assert _quantizations(ExportSpec(float32=False, per_channel_dense=False)) == {
+        "int8": Int8(per_channel_dense=False)}
+
+
+def test_keyword_overrides_and_unchanged_original():
+    base = load_recipe("lenet5")
+    r = base.override(imp__rounds=1, seed=5)
+    assert (r.imp.rounds, r.seed) == (1, 5)
+    assert base.imp.rounds == 12 and base.seed == 0
+    assert r.digest() != base.digest()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("rate=abc", r"`imp.rate` expects a number. Received: 'abc'"),
+    ("rounds=1.5", r"`imp.rounds` expects an integer"),
+    ("imp.rat=0.2", r"Unknown recipe field `imp.rat`. Did you mean imp.rate"),
+    ("rate=1.5", r"Argument `imp.rate` must be a number in \(0, 1\). Received: imp.rate=1.5"),
+    ("kwargs=3", r"ambiguous; write one of \['model.kwargs', 'data.kwargs'\]"),
+    ("sparse=maybe", r"`export.sparse` must be True, False or 'auto'"),
+    ("rewind=epoch", r"`imp.rewind_at` must be an integer >= 0 when rewind is 'step'"),
+    ("imp.block=16,1", r"`imp.block` is gone; write imp.granularity=block:4x1 instead"),
+    ("granularity=block:4xz", r"`imp.granularity"),
+    ("budget=nan", r"`imp.budget` must be a finite number"),
+    ("lr_schedule=linear", r"`train.lr_schedule` must be one of"),
+    ("rounds", r"An override must look like key=value"),
+    ("offline=maybe", r"`data.offline` expects a bool \(true/false\) or None"),
+    ("optimizer=lion", r"`train.optimizer` must be one of"),
+    ("threads=0", r"`profile.threads` must be a positive integer"),
+    ("layer_rates=[1]", r"`imp.layer_rates` expects a dict"),
+])
+def test_bad_overrides_raise_clear_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        load_recipe("lenet_300_100").override(text)
+
+
+@pytest.mark.parametrize("spec, kwargs, message", [
+    (IMPConfig, {"rounds": -1}, "`rounds`"),
+    (IMPConfig, {"scope": "model"}, "`scope`"),
+    (IMPConfig, {"rewind": "none", "rewind_at": 2}, "`rewind_at`"),
+    (IMPConfig, {"budget": -0.1}, "`budget`"),
+    (IMPConfig, {"granularity": (0, 1)}, "`granularity.block`"),
+    (IMPConfig, {"batch_size": 0}, "`batch_size`"),
+    (ExportSpec, {"per_channel_dense": 0}, "export.per_channel_dense"),
+    (TrainSpec, {"lr_min_fraction": 1.0}, "train.lr_min_fraction"),
+    (TrainSpec, {"lr": 0}, "train.lr"),
+    (ExportSpec, {"float32": False, "int8": False}, "nothing to export"),
+    (ProfileSpec, {"runs": 0}, "profile.runs"),
+    (DataSpec, {"name": "mnist", "train_samples": 0}, "data.train_samples"),
+    (ModelSpec, {"name": ""}, "model.name"),
+])
+def test_specs_validate_their_fields(spec, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        spec(**kwargs)
+
+
+def test_load_recipe_from_a_file(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text(
+        "from tfimp.pipeline.recipe import DataSpec, ModelSpec, Recipe\n"
+        "def recipe():\n"
+        "    return Recipe('mine', ModelSpec('lenet_300_100'), DataSpec('digits'))\n")
+    assert load_recipe(path).name == "mine"
+    assert load_recipe(str(path)).model.name == "lenet_300_100"
+
+
+def test_load_recipe_errors_name_the_fix(tmp_path):
+    with pytest.raises(ValueError, match="recipes: .*lenet_300_100"):
+        load_recipe("lenet_301")
+    with pytest.raises(ValueError, match="no such file"):
+        load_recipe(tmp_path / "missing.py")
+    bad = tmp_path / "bad.py"
+    bad.write_text("def recipe():\n    return {'name': 'x'}\n")
+    with pytest.raises(ValueError, match=r"must define `def recipe\(\) -> Recipe`; got dict"):
+        load_recipe(bad)
+
+
+def test_run_command_rejects_bad_input_before_training(capsys):
+    from tfimp.pipeline.runner import main
+
+    assert main(["lenet5", "imp.rat=0.3"]) == 2
+    assert "Unknown recipe field `imp.rat`" in capsys.readouterr().err
+    assert main(["no_such_recipe"]) == 2
+    assert "recipes: " in capsys.readouterr().err
+    assert main(["rounds=abc"]) == 2
+    assert "`imp.rounds` expects an integer" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- end to end
+SMOKE_SPARSITY = 0.5  # smoke runs prune once at rate >= 0.5
+
+
+def _check_report(report, name):
+    from tfimp.data import SYNTHETIC_NOTE
+
+    assert report.errors == []
+    assert [h["round"] for h in report.history] == [0, 1]
+    assert report.history[0]["sparsity"] == 0.0
+    assert report.history[1]["sparsity"] == pytest.approx(SMOKE_SPARSITY, abs=0.05)
+    assert 0.0 <= report.dense_metric <= 1.0
+    exports = {e.target: e for e in report.exports}
+    assert set(exports) == {"float32", "int8"}
+    for e in exports.values():
+        with open(e.path, "rb") as f:
+            assert f.read(8)[4:8] == b"TFL3"
+        assert e.bytes > 0 and e.agreement is not None
+        tried = {False, True} if report.recipe.export.sparse == "auto" else {
+            report.recipe.export.sparse}
+        assert {c["sparse"] for c in e.candidates} == tried
+    assert exports["int8"].bytes < exports["float32"].dense_float32_bytes
+    assert [(r.target, r.threads) for r in report.latency] == [
+        ("float32", 1), ("float32", 2), ("int8", 1), ("int8", 2)]
+    assert all(r.median_us > 0 for r in report.latency)
+    md = open(f"{report.report_dir}/report.md").read()
+    for section in ("## IMP rounds", "## Per-layer sparsity", "## Exported models",
+                    "## Latency", "## TFLite Micro"):
+        assert section in md
+    assert (SYNTHETIC_NOTE in md) == report.synthetic
+    saved = json.load(open(f"{report.report_dir}/report.json"))
+    assert saved["recipe"]["name"] == name and saved["errors"] == []
+    assert len(open(f"{report.report_dir}/history.csv").read().splitlines()) == 3
+
+
+@pytest.mark.parametrize("name", [n for n in RECIPES if n != "lenet_300_100"])
+def test_recipe_smoke_runs_every_stage(name, tmp_path):
+    from tfimp.pipeline.runner import run
+
+    report = run(name, workdir=tmp_path, smoke=True)
+    _check_report(report, name)
+    if report.micro.get("arena_bytes") is None:
+        assert report.micro["arena_error"]
+
+
+def test_run_command_smoke_prints_the_report(tmp_path, capsys):
+    from tfimp.pipeline.runner import main
+
+    code = main(["lenet_300_100", "--smoke", "--workdir", str(tmp_path), "seed=1",
+                 "export.baseline=true"])
+    out = capsys.readouterr().out
+    assert code == 0
+    for text in ("dense accuracy", "| round | sparsity", "fc1/kernel", "best within budget",
+                 "| float32 | ", "| int8 | ", "## Latency", "tensor arena"):
+        assert text in out
+    from tfimp.pipeline.runner import RunReport  # noqa: F401 (the saved report is complete JSON)
+
+    saved = json.load(open(tmp_path / "report" / "report.json"))
+    assert saved["recipe"]["seed"] == 1 and saved["data"]["synthetic"] is False
+    assert saved["micro"]["arena_bytes"] > 0
+    assert (tmp_path / "report" / "models" / "lenet_300_100_int8.tflite").is_file()
+    exports = {e["target"]: e for e in saved["exports"]}
+    assert exports["dense_float32"]["bytes"] == exports["float32"]["dense_float32_bytes"]
+    assert {(x["target"], x["threads"]) for x in saved["latency"]} == {
+        (t, n) for t in ("float32", "int8", "dense_float32") for n in (1, 2)}
+    assert "float32, dense round 0 (baseline)" in out
+
+
+def test_moved_train_keys_still_override_their_new_place():
+    r = load_recipe("lenet5").override("train.batch_size=16", "train.epochs_per_round=2",
+                                       "imp.seed=4")
+    assert (r.imp.batch_size, r.imp.epochs_per_round, r.seed) == (16, 2, 4)
+
+
+def test_learning_rate_schedule_builds_a_cosine_decay():
+    import keras
+
+    from tfimp.pipeline.runner import make_optimizer
+
+    opt = make_optimizer(TrainSpec(optimizer="adam", lr=0.01, lr_schedule="cosine",
+                                   lr_min_fraction=0.1), steps_per_round=10)
+    schedule = opt._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert float(schedule(0)) == pytest.approx(0.01) and float(schedule(10)) == pytest.approx(0.001)
+    sgd = make_optimizer(TrainSpec(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4))
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == 0.9
+    assert sgd.weight_decay == pytest.approx(1e-4)
+
+
+def test_default_recipe_uses_learning_rate_rewinding_with_a_schedule():
+    r = load_recipe("lenet_300_100")
+    assert r.imp.rewind == "lr" and r.train.lr_schedule == "cosine"

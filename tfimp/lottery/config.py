@@ -1,0 +1,232 @@
+"""`IMPConfig`: every setting of an IMP run in one typed object, validated once.
+
+`tfimp.imp` takes it (or its fields as keyword arguments), recipes hold it as their `imp`
+section, and the run folder's name is a hash of it (with a schema version, so a change of
+the fields never resumes a run written under other rules).
+
+Example:
+
+    config = tfimp.IMPConfig(rounds=16, rate=0.2, rewind="lr", budget=0.005)
+    result = tfimp.imp(build, (x, y), (x_val, y_val), config, epochs_per_round=20)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+
+from tfimp._util import validate as v
+from tfimp.sparsity import masks as masks_lib
+from tfimp.sparsity import schedules as schedules_lib
+
+__all__ = ["IMPConfig", "REWIND_MODES", "higher_is_better", "metric_drop"]
+
+REWIND_MODES = ("init", "none", "lr", "step", "epoch")
+SCHEMA = 2
+"""Version of the hashed run config; bump it when the meaning of a field changes."""
+
+# Metric names as Keras reports them, by direction; patterns match compound names
+# ("sparse_categorical_accuracy", "val_mean_squared_error").
+_HIGHER = ("*accuracy*", "auc", "*auc", "precision*", "recall*", "*f1*", "*iou*", "*r2*",
+           "*fbeta*", "*true_positives*", "*true_negatives*", "*at_precision*", "*at_recall*",
+           "*at_specificity*", "*at_sensitivity*", "*cosine_similarity*")
+_LOWER = ("*loss*", "mse", "mae", "mape", "msle", "rmse", "*mean_squared*", "*mean_absolute*",
+          "*crossentropy*", "*hinge*", "*kl_divergence*", "kld", "*poisson*", "*log_cosh*",
+          "logcosh", "*error*", "*false_positives*", "*false_negatives*")
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """True/False for metrics whose direction is known from the name, None otherwise."""
+    name = metric.lower()
+    for patterns, answer in ((_LOWER, False), (_HIGHER, True)):
+        if any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            return answer
+    return None
+
+
+def metric_drop(dense: float, value: float, higher_better: bool) -> float:
+    """How far `value` is worse than the dense model's (positive = worse)."""
+    return (dense - value) if higher_better else (value - dense)
+
+
+@dataclasses.dataclass(frozen=True)
+class IMPConfig:
+    """The settings of one IMP run (see `tfimp.imp` for what each does).
+
+    Args:
+        rounds: pruning rounds after the dense round 0 (None: until `target_sparsity`).
+        rate: fraction of the *remaining* weights pruned each round.
+        target_sparsity: stop after the round that reaches this sparsity.
+        budget: the accepted metric drop (absolute, e.g. 0.01 = one accuracy point) below the
+            dense model; `best()` and the summary use it.
+        stop_at_budget: stop at the first round beyond `budget`, or run all rounds.
+        epochs_per_round: retraining epochs per round.
+        dense_epochs: epochs of the dense round 0 (None: `epochs_per_round`).
+        steps_per_round: retrain for this many steps instead of epochs.
+        batch_size: batch size for array data.
+        rewind: "init" (to the initial weights: lottery ticket), "step"/"epoch" (to the weights
+            after `rewind_at` steps/epochs of round 0), "lr" (keep the weights, replay the
+            learning-rate schedule: needs an optimizer with a schedule), "none" (keep the
+            weights, fine-tune at the schedule's final rate).
+        rewind_at: k for rewind "step" or "epoch".
+        scope: "global" ranks all prunable tensors together, "layer" each alone.
+        granularity: what is pruned as one unit ("weight", "block:4x1", "block:16x1:whole").
+        exclude: layer names, glob patterns or class names never pruned.
+        layer_rates: per-layer rates, keyed like `exclude` (e.g. the output layer at half).
+        metric: the compiled metric compared against the budget.
+        higher_is_better: the metric's direction; None infers it from the name (accuracy,
+            AUC, ... are higher-better; loss, MSE, MAE, ... lower-better) and refuses names
+            it doesn't know.
+        sensitivity_budget: derive per-layer rates from a sensitivity analysis of the dense
+            model, so each layer ends where pruning it alone costs at most this much.
+        checkpoint: "round" resumes a killed run from its last round, "epoch" from its last
+            epoch.
+        seed: seed of initialization, shuffling and dropout.
+    """
+
+    rounds: int | None = 8
+    rate: float = 0.2
+    target_sparsity: float | None = None
+    budget: float | None = None
+    stop_at_budget: bool = True
+    epochs_per_round: int = 1
+    dense_epochs: int | None = None
+    steps_per_round: int | None = None
+    batch_size: int = 32
+    rewind: str = "init"
+    rewind_at: int | None = None
+    scope: str = "global"
+    granularity: masks_lib.Granularity = masks_lib.WEIGHT
+    exclude: tuple[str, ...] = ()
+    layer_rates: dict = dataclasses.field(default_factory=dict)
+    metric: str = "accuracy"
+    higher_is_better: bool | None = None
+    sensitivity_budget: float | None = None
+    checkpoint: str = "round"
+    seed: int = 0
+
+    def __post_init__(self):
+        self._check_counts()
+        self._check_rewind()
+        v.choice("scope", self.scope, tuple(masks_lib.STRATEGIES))
+        object.__setattr__(self, "granularity", masks_lib.Granularity.parse(self.granularity))
+        self._check_selectors()
+        if not isinstance(self.metric, str) or not self.metric:
+            v.fail("metric", self.metric, "the name of a metric the model is compiled with")
+        if self.higher_is_better is None:
+            if higher_is_better(self.metric) is None:
+                v.fail("metric", self.metric, "a metric whose direction tfimp knows (accuracy, "
+                       "auc, loss, mse, mae, ...), or pass higher_is_better=True/False")
+        else:
+            v.flag("higher_is_better", self.higher_is_better)
+        if self.budget is not None and self.higher_better and self.budget > 1:
+            v.fail("budget", self.budget, f"at most 1 for `{self.metric}` (an absolute drop of a "
+                   "higher-is-better metric such as accuracy: 0.01 is one point)")
+        if self.sensitivity_budget is not None:
+            v.fraction("sensitivity_budget", self.sensitivity_budget)
+        v.choice("checkpoint", self.checkpoint, ("round", "epoch"))
+        v.integer("seed", self.seed, 0)
+
+    def _check_counts(self) -> None:
+        if self.rounds is None and self.target_sparsity is None:
+            v.fail("rounds", None, "a number of rounds when there is no target_sparsity "
+                   "(e.g. rounds=8, or target_sparsity=0.95)")
+        if self.rounds is not None:
+            v.integer("rounds", self.rounds, 0)
+        object.__setattr__(self, "rate", v.fraction("rate", self.rate))
+        if self.target_sparsity is not None:
+            v.fraction("target_sparsity", self.target_sparsity)
+        if self.budget is not None:
+            v.non_negative("budget", self.budget, "a finite number >= 0 (an absolute metric "
+                           "drop, e.g. 0.01 for one accuracy point)")
+        v.flag("stop_at_budget", self.stop_at_budget)
+        v.positive_int("epochs_per_round", self.epochs_per_round)
+        for name in ("dense_epochs", "steps_per_round"):
+            if getattr(self, name) is not None:
+                v.positive_int(name, getattr(self, name))
+        v.positive_int("batch_size", self.batch_size)
+
+    def _check_rewind(self) -> None:
+        v.choice("rewind", self.rewind, REWIND_MODES)
+        if (self.rewind in ("step", "epoch")) != (self.rewind_at is not None):
+            v.fail("rewind_at", self.rewind_at, "an integer >= 0 when rewind is 'step' or "
+                   f"'epoch', and None otherwise (rewind={self.rewind!r})")
+        if self.rewind_at is not None:
+            v.integer("rewind_at", self.rewind_at, 0)
+
+    def _check_selectors(self) -> None:
+        exclude = (self.exclude,) if isinstance(self.exclude, (str, type)) else self.exclude
+        names = tuple(e.__name__ if isinstance(e, type) else e for e in exclude)
+        if not all(isinstance(n, str) and n for n in names):
+            v.fail("exclude", self.exclude, "layer names, glob patterns or layer classes")
+        object.__setattr__(self, "exclude", names)
+        if not isinstance(self.layer_rates, dict):
+            v.fail("layer_rates", self.layer_rates, "a dict {layer name or pattern: rate}")
+        rates = {}
+        for key, rate in self.layer_rates.items():
+            name = key.__name__ if isinstance(key, type) else key
+            if not isinstance(name, str) or not name:
+                v.fail("layer_rates", self.layer_rates, "keyed by layer names or patterns")
+            rates[name] = v.fraction(f"layer_rates[{name!r}]", rate, allow_zero=True)
+        object.__setattr__(self, "layer_rates", rates)
+
+    # --- derived values
+    @property
+    def total_rounds(self) -> int:
+        """The number of pruning rounds: `rounds`, or fewer when `target_sparsity` comes first."""
+        limits = [] if self.rounds is None else [self.rounds]
+        if self.target_sparsity is not None:
+            limits.append(schedules_lib.rounds_to_reach(self.rate, self.target_sparsity))
+        return min(limits)
+
+    @property
+    def higher_better(self) -> bool:
+        """The metric's direction, given or inferred."""
+        if self.higher_is_better is not None:
+            return self.higher_is_better
+        return bool(higher_is_better(self.metric))
+
+    @property
+    def rewind_arg(self):
+        """The rewind point as one value: "init", ("step", k), ..."""
+        return (self.rewind, self.rewind_at) if self.rewind_at is not None else self.rewind
+
+    def drop(self, dense: float, value: float) -> float:
+        """How far `value` of the metric is worse than the dense model's."""
+        return metric_drop(dense, value, self.higher_better)
+
+    # --- config round trip
+    def get_config(self) -> dict:
+        config = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        config["granularity"] = str(self.granularity)
+        config["exclude"] = list(self.exclude)
+        config["layer_rates"] = dict(sorted(self.layer_rates.items()))
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> IMPConfig:
+        config = dict(config)
+        if "exclude" in config:
+            config["exclude"] = tuple(config["exclude"])
+        return cls(**config)
+
+    @classmethod
+    def from_kwargs(cls, base: IMPConfig | None = None, **overrides) -> IMPConfig:
+        """`base` (default: the defaults) with `overrides`; `rewind=("step", k)` is accepted
+        for `rewind="step", rewind_at=k`."""
+        if base is not None and not isinstance(base, IMPConfig):
+            v.fail("config", base, "an IMPConfig or None")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TypeError(f"Unknown IMP settings {unknown}; valid: {sorted(names)}")
+        rewind = overrides.get("rewind")
+        if isinstance(rewind, (tuple, list)):
+            if len(rewind) != 2:
+                v.fail("rewind", rewind, "'init', 'none', 'lr', ('step', k) or ('epoch', k)")
+            overrides["rewind"], overrides["rewind_at"] = rewind
+        elif rewind is not None and rewind not in ("step", "epoch") \
+                and "rewind_at" not in overrides:
+            overrides["rewind_at"] = None
+        return dataclasses.replace(base or cls(), **overrides)
+

@@ -1,0 +1,610 @@
+"""Iterative Magnitude Pruning: train, prune a fraction of what remains, rewind, retrain.
+
+Example:
+
+    def build():
+        model = tfimp.models.lenet_300_100()
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    result = tfimp.imp(build, (x, y), (x_val, y_val), rounds=8, rate=0.2,
+                       epochs_per_round=5, rewind="init", scope="global", workdir="runs/lenet")
+    best = result.best(budget=0.01)     # sparsest round within 1 point of the dense model
+
+Round 0 trains the dense model. Round r >= 1 computes masks from the weights trained in round
+r-1 (so the density is `(1 - rate) ** r`), sets the weights to the rewind point, and retrains
+with fixed masks and a fresh optimizer. The run folder makes it resumable after a kill.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import time
+from typing import Any, Callable, Sequence
+
+import keras
+import numpy as np
+from absl import logging
+
+from tfimp._util import validate as v
+from tfimp.lottery.config import SCHEMA, IMPConfig, metric_drop
+from tfimp.lottery.report import RoundPrinter, write_history, write_plots
+from tfimp.lottery.rundir import RunDir, pack, unpack
+from tfimp.lottery.sensitivity import sensitivity
+from tfimp.sparsity import masks as masks_lib
+from tfimp.sparsity import schedules as schedules_lib
+from tfimp.sparsity.engine import Plan, check_selectors, matches, pruned_layers, select
+from tfimp.sparsity.engine import prune as prune_model
+from tfimp.sparsity.engine import walk_layers
+from tfimp.sparsity.registry import prunable_weights
+from tfimp.sparsity.report import sparsity_report
+
+__all__ = ["imp", "IMPResult"]
+
+
+# ---------------------------------------------------------------------------- data
+@dataclasses.dataclass
+class _Data:
+    x: Any
+    y: Any
+    size: int | None
+
+    def batches(self, batch_size: int) -> int | None:
+        return None if self.size is None else math.ceil(self.size / batch_size)
+
+
+def _data(name: str, data) -> _Data:
+    import tensorflow as tf
+
+    if isinstance(data, tf.data.Dataset):
+        card = int(data.cardinality())
+        if card == 0 or next(iter(data.take(1)), None) is None:
+            raise ValueError(f"Argument `{name}` is an empty dataset. Received: {name}={data!r}")
+        return _Data(data, None, None)
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise TypeError(
+            f"Argument `{name}` must be a tuple (x, y) of arrays or a batched tf.data.Dataset "
+            f"of (x, y). Received: {name}={type(data).__name__}"
+        )
+    x, y = data
+    n = len(x) if not isinstance(x, dict) else len(next(iter(x.values())))
+    if n == 0:
+        raise ValueError(f"Argument `{name}` holds no samples. Received: {name} with len(x)=0")
+    if len(y) != n:
+        raise ValueError(f"Argument `{name}` has {n} inputs but {len(y)} labels.")
+    return _Data(x, y, n)
+
+
+def _fingerprint(d: _Data) -> dict:
+    """What identifies the data of a run: shapes, dtypes and a hash of the bytes of arrays;
+    for a `tf.data.Dataset` (which can't be hashed without reading it all), its element
+    spec, cardinality and a hash of its first batch."""
+    if d.size is None:
+        first = next(iter(d.x.take(1)))
+        return {"kind": "tf.data", "spec": str(d.x.element_spec),
+                "cardinality": int(d.x.cardinality()), "first_batch": _hash_arrays(first)}
+    return {"kind": "arrays", "n": d.size, "x": _hash_arrays(d.x), "y": _hash_arrays(d.y)}
+
+
+def _hash_arrays(value) -> str:
+    """sha256 over the dtype, shape and bytes of every array in a (nested) structure."""
+    h = hashlib.sha256()
+
+    def feed(item):
+        if isinstance(item, dict):
+            for key in sorted(item):
+                h.update(str(key).encode())
+                feed(item[key])
+        elif isinstance(item, (tuple, list)):
+            for sub in item:
+                feed(sub)
+        else:
+            array = np.ascontiguousarray(item if isinstance(item, np.ndarray)
+                                         else keras.ops.convert_to_numpy(item))
+            h.update(f"{array.dtype.str}{array.shape}".encode())
+            h.update(memoryview(array).cast("B"))
+
+    feed(value)
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- models
+def _build(build_model: Callable[[], keras.Model], reference: keras.Model | None) -> keras.Model:
+    model = build_model()
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "Argument `build_model` must return a compiled Keras 3 model. Received an object of "
+            f"type {type(model).__name__}."
+        )
+    if not getattr(model, "compiled", False) or model.optimizer is None:
+        raise ValueError(
+            "Argument `build_model` must return a *compiled* model (call model.compile(optimizer,"
+            f" loss, metrics) inside it). Model '{model.name}' is not compiled."
+        )
+    if not model.built:
+        raise ValueError(f"Argument `build_model` returned an unbuilt model '{model.name}'; "
+                         "give it a keras.Input(shape=...).")
+    if reference is not None:
+        got = [tuple(w.shape) for w in model.weights]
+        want = [tuple(w.shape) for w in reference.weights]
+        if got != want:
+            raise ValueError(
+                "Argument `build_model` returned a different architecture on a second call "
+                f"(weight shapes {got[:4]}... vs {want[:4]}...). It must build the same model "
+                "each time."
+            )
+    return model
+
+
+def _compile_like(pruned: keras.Model, model: keras.Model, lr_override: float | None) -> None:
+    config = model.get_compile_config()
+    if lr_override is not None:
+        opt = dict(config["optimizer"])
+        opt["config"] = dict(opt["config"], learning_rate=lr_override)
+        config = dict(config, optimizer=opt)
+    pruned.compile_from_config(config)
+
+
+def _final_lr(model: keras.Model, steps: int) -> float | None:
+    lr = model.optimizer._learning_rate
+    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+        return float(keras.ops.convert_to_numpy(lr(steps)))
+    return None
+
+
+def _masks_list(pruned) -> list[np.ndarray]:
+    return [m for w in pruned_layers(pruned) for m in w.get_masks()]
+
+
+def _plain_weights(model) -> list[np.ndarray]:
+    """The weights a stripped copy of `model` would have, without building one."""
+    own = {id(v) for w in pruned_layers(model) for v in [*w.masks, w.pruning_step]}
+    return [keras.ops.convert_to_numpy(v) for v in model.weights if id(v) not in own]
+
+
+def _set_masks_list(pruned, masks: Sequence[np.ndarray]) -> None:
+    i = 0
+    for w in pruned_layers(pruned):
+        n = len(w.masks)
+        w.assign_masks(list(masks[i:i + n]))
+        i += n
+
+
+# ---------------------------------------------------------------------------- result
+
+@dataclasses.dataclass
+class IMPResult:
+    """What an IMP run produced: the per-round history and access to each round's model."""
+
+    history: list[dict]
+    metric: str
+    dense_metric: float
+    workdir: Any
+    _build: Callable = dataclasses.field(repr=False, default=None)
+    _run: RunDir = dataclasses.field(repr=False, default=None)
+    budget: float | None = None
+    higher_better: bool = True
+
+    def _drop(self, row: dict) -> float:
+        return metric_drop(self.dense_metric, row[f"val_{self.metric}"], self.higher_better)
+
+    def best_round(self, budget: float | None = None) -> dict:
+        """The sparsest round whose metric is within `budget` of the dense model's."""
+        budget = self.budget if budget is None else budget
+        budget = 0.0 if budget is None else v.non_negative("budget", budget)
+        ok = [row for row in self.history if self._drop(row) <= budget + 1e-12]
+        return max(ok, key=lambda row: row["sparsity"])
+
+    def model(self, round_index: int) -> keras.Model:
+        """The stripped model at the end of round `round_index`."""
+        data = self._run.load_arrays(f"round_{round_index:02d}.npz")
+        model = self._build()
+        model.set_weights(unpack("w", data))
+        return model
+
+    def best(self, budget: float | None = None) -> keras.Model:
+        """The sparsest round's model within `budget`, stripped (a plain Keras model)."""
+        return self.model(self.best_round(budget)["round"])
+
+    @property
+    def final(self) -> keras.Model:
+        return self.model(self.history[-1]["round"])
+
+
+# ---------------------------------------------------------------------------- the driver
+def imp(
+    build_model: Callable[[], keras.Model],
+    train_data,
+    val_data,
+    config: IMPConfig | None = None,
+    *,
+    initial_model: keras.Model | None = None,
+    workdir=None,
+    verbose: int = 1,
+    **settings,
+) -> IMPResult:
+    """Runs Iterative Magnitude Pruning and returns the per-round history.
+
+    Args:
+        build_model: returns a fresh, compiled Keras 3 model (the same architecture each call).
+        train_data: `(x, y)` arrays or a batched `tf.data.Dataset` of `(x, y)`.
+        val_data: the same for validation; its metric decides the budget.
+        config: an `IMPConfig`; None uses its defaults.
+        initial_model: start from this trained model instead of training round 0.
+        workdir: parent folder for the run folder `imp-<config hash>`; resumes if it exists.
+        verbose: 0 silent; 1 the round table, a progress bar across rounds and Keras' progress
+            within each round; 2 the round table and progress bar only.
+        **settings: `IMPConfig` fields that override `config` (rounds=8, rate=0.2,
+            rewind="lr", budget=0.01, granularity="block:4x1", ...); `rewind=("step", k)`
+            stands for rewind="step", rewind_at=k.
+    """
+    import tempfile
+
+    if isinstance(build_model, keras.Model) or not callable(build_model):
+        v.fail("build_model", build_model, "a function that returns a fresh, compiled model "
+               "(e.g. `def build(): model = ...; model.compile(...); return model`)")
+    cfg = IMPConfig.from_kwargs(config, **settings)
+    v.choice("verbose", verbose, (0, 1, 2))
+    train, val = _data("train_data", train_data), _data("val_data", val_data)
+    keras.utils.set_random_seed(cfg.seed)
+    reference = _build(build_model, None)
+    _check_rewind_point(cfg, train)
+    _check_lr_rewind(cfg, reference)
+    check_selectors(reference, cfg.exclude, "exclude")
+    check_selectors(reference, tuple(cfg.layer_rates), "layer_rates")
+    _check_metric(reference, cfg.metric, val, cfg.batch_size)
+    config = {"schema": SCHEMA, "imp": cfg.get_config(), "builder": _qualname(build_model),
+              "train": _fingerprint(train), "val": _fingerprint(val),
+              "weights": [list(w.shape) for w in reference.weights],
+              "initial_model": None if initial_model is None else _hash_arrays(
+                  initial_model.get_weights())}
+    run = RunDir(workdir or tempfile.mkdtemp(prefix="tfimp-imp-"), config)
+    driver = _Driver(build_model, reference, train, val, cfg, run, initial_model, verbose)
+    return driver.run()
+
+
+def _qualname(fn) -> str:
+    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+def _check_rewind_point(cfg: IMPConfig, train: _Data) -> None:
+    if cfg.rewind not in ("step", "epoch"):
+        return
+    dense_epochs = cfg.dense_epochs or cfg.epochs_per_round
+    if cfg.rewind == "epoch":
+        limit = dense_epochs
+    elif cfg.steps_per_round is not None:
+        limit = cfg.steps_per_round
+    else:
+        batches = train.batches(cfg.batch_size)
+        limit = None if batches is None else batches * dense_epochs
+    if limit is not None and cfg.rewind_at > limit:
+        v.fail("rewind_at", cfg.rewind_at, f"at most round 0's training length ({limit} "
+               f"{cfg.rewind}s) for rewind={cfg.rewind!r}")
+
+
+def _check_lr_rewind(cfg: IMPConfig, model: keras.Model) -> None:
+    """Learning-rate rewinding replays a schedule; with a constant rate it would silently be
+    fine-tuning."""
+    if cfg.rewind == "lr" and not isinstance(
+            model.optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        v.fail("rewind", cfg.rewind, "used with an optimizer whose learning rate follows a "
+               "schedule (e.g. keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay("
+               "1e-3, steps_per_round))): with a constant rate there is nothing to rewind and "
+               "'lr' would silently fine-tune. Compile the model with a schedule, or use "
+               "rewind='none' (fine-tuning) or 'init'")
+
+
+def _check_metric(model, metric: str, val: _Data, batch_size: int) -> None:
+    if val.size is None:
+        names = model.evaluate(val.x, steps=1, verbose=0, return_dict=True)
+    else:
+        n = min(val.size, batch_size)
+        names = model.evaluate(_take(val.x, np.arange(n)), _take(val.y, np.arange(n)),
+                               verbose=0, return_dict=True)
+    if metric not in names:
+        v.fail("metric", metric, f"a metric the model evaluates: one of {sorted(names)}")
+
+
+class _Driver:
+    """Holds one run's state between rounds; `run()` resumes from the run folder."""
+
+    def __init__(self, build_model, reference, train, val, cfg: IMPConfig, run, initial_model,
+                 verbose):
+        self.build_model, self.reference = build_model, reference
+        self.train, self.val, self.cfg, self.run_dir = train, val, cfg, run
+        self.rounds = cfg.total_rounds
+        self._dense_epochs = cfg.dense_epochs or cfg.epochs_per_round
+        # Exclusions and rates by layer position: auto-generated layer names differ between
+        # builds of the same model.
+        layers = list(walk_layers(reference))
+        self._excluded = [i for i, layer in enumerate(layers)
+                          if any(matches(layer, sel) for sel in cfg.exclude)]
+        ref = self._wrap(reference, reference)
+        self.rates = [select(w.layer, cfg.layer_rates) for w in pruned_layers(ref)]
+        self.initial_model, self.verbose = initial_model, verbose
+        self.printer = RoundPrinter(cfg.metric, self.rounds, verbose)
+
+    def _wrap(self, model, source) -> keras.Model:
+        """`model` wrapped as every round wraps it: all-ones masks, this run's settings."""
+        return prune_model(model, None, scope=self.cfg.scope, exclude=self._exclude_in(source),
+                           granularity=self.cfg.granularity)
+
+    def _exclude_in(self, model) -> tuple:
+        layers = list(walk_layers(model))
+        return tuple(layers[i].name for i in self._excluded)
+
+    # --- bookkeeping
+    def run(self) -> IMPResult:
+        manifest = self.run_dir.open() or {"history": [], "round": -1, "epoch": 0,
+                                           "dense_metric": None, "rates": None}
+        self.manifest = manifest
+        if manifest["rates"] is not None:
+            self.rates = list(manifest["rates"])
+        if manifest["history"]:
+            logging.warning("Resuming IMP run %s after round %d.", self.run_dir.path,
+                            manifest["round"])
+        self.printer.replay(manifest["history"], manifest["dense_metric"])
+        while not manifest.get("done"):
+            r = manifest["round"] + 1
+            row = self._round(r)
+            manifest["history"].append(row)
+            manifest.update(round=r, epoch=0)
+            if r == 0:
+                manifest["dense_metric"] = row[f"val_{self.cfg.metric}"]
+                self.rates = manifest["rates"] = self._sensitivity_rates()
+            self.printer.row(row, manifest["dense_metric"])
+            manifest["done"] = self._stop(manifest)
+            self.run_dir.write_manifest(manifest)
+            self.run_dir.remove("state.npz")
+        result = IMPResult(manifest["history"], self.cfg.metric, manifest["dense_metric"],
+                           self.run_dir.path, self.build_model, self.run_dir, self.cfg.budget,
+                           self.cfg.higher_better)
+        self._finish(result)
+        return result
+
+    def _stop(self, manifest) -> bool:
+        row = manifest["history"][-1]
+        if row["round"] >= self.rounds:
+            return True
+        if self.cfg.budget is not None and self.cfg.stop_at_budget and row["round"] > 0:
+            drop = self.cfg.drop(manifest["dense_metric"], row[f"val_{self.cfg.metric}"])
+            if drop > self.cfg.budget:
+                logging.warning("Stopping IMP: round %d is more than %g below the dense model.",
+                                row["round"], self.cfg.budget)
+                return True
+        return False
+
+    def _finish(self, result: IMPResult) -> None:
+        write_history(self.run_dir.path, result.history)
+        if self.verbose:
+            best = result.best_round()
+            within = (f"within budget {self.cfg.budget}" if self.cfg.budget is not None
+                      else "with no drop below dense")
+            print(f"\nSparsest round {within}: round {best['round']}, "
+                  f"sparsity {best['sparsity']:.2%}, val_{self.cfg.metric} "
+                  f"{best[f'val_{self.cfg.metric}']:.4f} (dense {result.dense_metric:.4f})")
+            print(sparsity_report(result.model(best["round"])))
+        write_plots(self.run_dir.path, result.history, self.cfg.metric, result.dense_metric)
+
+    # --- one round
+    def _round(self, r: int) -> dict:
+        start = time.perf_counter()
+        self._fit_seconds = 0.0
+        keras.utils.set_random_seed(self.cfg.seed * 7_919 + r)
+        model = _build(self.build_model, self.reference)
+        if r == 0:
+            pruned, epochs = self._dense_round(model)
+        else:
+            pruned, epochs = self._pruned_round(model, r)
+        plain_weights = _plain_weights(pruned)
+        t0 = time.perf_counter()
+        metrics = model_metrics(pruned, self.val, self.cfg.batch_size)
+        eval_seconds = time.perf_counter() - t0
+        masks = _masks_list(pruned) if pruned is not model else []
+        self.run_dir.save_arrays(f"round_{r:02d}.npz", {**pack("w", plain_weights),
+                                                         **pack("m", masks)})
+        report = sparsity_report(pruned)
+        row = {"round": r, "sparsity": report.sparsity, "remaining": report.nonzeros,
+               "prunable": report.params, "epochs": epochs,
+               "seconds": round(time.perf_counter() - start, 3),
+               "fit_seconds": round(self._fit_seconds, 3), "eval_seconds": round(eval_seconds, 3)}
+        row.update({f"val_{k}": float(v) for k, v in metrics.items()})
+        names = self._weight_names()
+        row["layers"] = {names[i]: x.sparsity for i, x in enumerate(report.rows)}
+        if f"val_{self.cfg.metric}" not in row:
+            raise ValueError(f"Argument `metric`={self.cfg.metric!r} is not among the evaluated "
+                             f"metrics {sorted(metrics)}.")
+        return row
+
+    def _weight_names(self) -> list[str]:
+        """Names of the prunable weights as the first built model names them (stable)."""
+        if not hasattr(self, "_names"):
+            self._names = [f"{r.layer}/{r.weight.rsplit('/', 1)[-1]}"
+                           for r in sparsity_report(self.reference).rows]
+        return self._names
+
+    def _dense_round(self, model):
+        if not self.run_dir.has("init.npz"):
+            self.run_dir.save_arrays("init.npz", pack("w", model.get_weights()))
+        if self.initial_model is not None:
+            model.set_weights(self.initial_model.get_weights())
+            return model, 0
+        model.set_weights(unpack("w", self.run_dir.load_arrays("init.npz")))
+        snapshot = _RewindSnapshot(self.cfg, self.run_dir)
+        self._train(model, 0, self._dense_epochs, [snapshot])
+        return model, self._dense_epochs
+
+    def _pruned_round(self, model, r: int):
+        previous = self.run_dir.load_arrays(f"round_{r - 1:02d}.npz")
+        model.set_weights(unpack("w", previous))
+        lr = _final_lr(model, self._round_steps()) if self.cfg.rewind == "none" else None
+        masks = self._next_masks(self._prunable_arrays(model), unpack("m", previous), r)
+        model.set_weights(self._rewind_weights(previous))
+        pruned = self._wrap(model, model)
+        _set_masks_list(pruned, masks)
+        _compile_like(pruned, model, lr)
+        epochs = self.cfg.epochs_per_round
+        self._train(pruned, r, epochs, [])
+        return pruned, epochs
+
+    def _prunable_arrays(self, model) -> list[list[np.ndarray]]:
+        """Per layer that prune() wraps (same order), the values of its prunable weights."""
+        plan = Plan(None, self.cfg.scope, self._exclude_in(model), {}, self.cfg.granularity)
+        return [[keras.ops.convert_to_numpy(v) for v in prunable_weights(layer)]
+                for layer in walk_layers(model) if plan.wants(layer)]
+
+    def _rewind_weights(self, previous) -> list[np.ndarray]:
+        if self.cfg.rewind == "init":
+            return unpack("w", self.run_dir.load_arrays("init.npz"))
+        if self.cfg.rewind in ("step", "epoch"):
+            return unpack("w", self.run_dir.load_arrays("rewind.npz"))
+        return unpack("w", previous)
+
+    def _round_steps(self) -> int:
+        if self.cfg.steps_per_round is not None:
+            return self.cfg.steps_per_round
+        return (self.train.batches(self.cfg.batch_size) or 1) * self.cfg.epochs_per_round
+
+    def _next_masks(self, arrays, old: list, r: int) -> list[np.ndarray]:
+        sparsity = schedules_lib.geometric_sparsity(self.cfg.rate, r)
+        weights, old_masks, targets = {}, {}, {}
+        flat = iter(old)
+        for i, (values, rate) in enumerate(zip(arrays, self.rates)):
+            for j, value in enumerate(values):
+                name = f"{i}:{j}"
+                weights[name] = value
+                if old:
+                    old_masks[name] = next(flat)
+                if rate is not None:
+                    targets[name] = schedules_lib.geometric_sparsity(rate, r)
+        new = masks_lib.get(self.cfg.scope)(weights, sparsity, old_masks, targets,
+                                            self.cfg.granularity)
+        return list(new.values())
+
+    def _sensitivity_rates(self) -> list:
+        """Per-wrapper rates that end each layer at its sensitivity target after all rounds."""
+        if self.cfg.sensitivity_budget is None:
+            return list(self.rates)
+
+        model = self._round_model(0)
+        report = sensitivity(model, (self.val.x, self.val.y) if self.val.size else self.val.x,
+                             metric=self.cfg.metric, exclude=self._exclude_in(model),
+                             batch_size=self.cfg.batch_size, verbose=self.verbose,
+                             higher_is_better=self.cfg.higher_better)
+        if self.verbose:
+            print(report)
+        targets = list(report.targets(self.cfg.sensitivity_budget).values())
+        rounds = max(self.rounds, 1)
+        return [rate if rate is not None else 1.0 - (1.0 - target) ** (1.0 / rounds)
+                for rate, target in zip(self.rates, targets)]
+
+    def _round_model(self, r: int) -> keras.Model:
+        model = _build(self.build_model, self.reference)
+        model.set_weights(unpack("w", self.run_dir.load_arrays(f"round_{r:02d}.npz")))
+        return model
+
+    # --- training with epoch checkpoints
+    def _train(self, model, r: int, epochs: int, callbacks: list) -> None:
+        if self.cfg.checkpoint == "round":
+            self._fit(model, r, 0, epochs, callbacks)
+            return
+        start_epoch = self._restore_state(model, r)
+        for epoch in range(start_epoch, epochs):
+            self._fit(model, r, epoch, epoch + 1, callbacks)
+            self._save_state(model, r, epoch + 1)
+
+    def _fit(self, model, r: int, first: int, last: int, callbacks: list) -> None:
+        keras.utils.set_random_seed(self.cfg.seed * 100_003 + r * 1_009 + first)
+        t0 = time.perf_counter()
+        model.fit(**self._fit_data(r, first, shuffle_each_epoch=last - first > 1),
+                  initial_epoch=first, epochs=last, callbacks=callbacks,
+                  verbose=1 if self.verbose == 1 else 0)
+        self._fit_seconds += time.perf_counter() - t0
+
+    def _fit_data(self, r: int, epoch: int, shuffle_each_epoch: bool) -> dict:
+        if self.train.size is None:
+            kw = {"x": self.train.x}
+        elif shuffle_each_epoch:
+            kw = {"x": self.train.x, "y": self.train.y, "batch_size": self.cfg.batch_size,
+                  "shuffle": True}
+        else:
+            order = np.random.default_rng([self.cfg.seed, r, epoch]).permutation(self.train.size)
+            kw = {"x": _take(self.train.x, order), "y": _take(self.train.y, order),
+                  "batch_size": self.cfg.batch_size, "shuffle": False}
+        if self.cfg.steps_per_round is not None:
+            import tensorflow as tf
+
+            ds = kw["x"] if "y" not in kw else tf.data.Dataset.from_tensor_slices(
+                (kw["x"], kw["y"])).batch(self.cfg.batch_size)
+            kw = {"x": ds.repeat(), "steps_per_epoch": self.cfg.steps_per_round}
+        return kw
+
+    def _save_state(self, model, r: int, epochs_done: int) -> None:
+        # All variables, not only weights: dropout seed states make resumed runs identical.
+        arrays = {**pack("w", [keras.ops.convert_to_numpy(v) for v in model.variables]),
+                  **pack("o", [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables])}
+        self.run_dir.save_arrays("state.npz", arrays)
+        self.manifest.update(epoch=epochs_done, epoch_round=r)
+        self.run_dir.write_manifest(self.manifest)
+
+    def _restore_state(self, model, r: int) -> int:
+        m = self.manifest
+        if m.get("epoch_round") != r or not m.get("epoch") or not self.run_dir.has("state.npz"):
+            return 0
+        state = self.run_dir.load_arrays("state.npz")
+        for var, value in zip(model.variables, unpack("w", state)):
+            var.assign(value)
+        model.optimizer.build(model.trainable_variables)
+        for var, value in zip(model.optimizer.variables, unpack("o", state)):
+            var.assign(value)
+        logging.warning("Resuming IMP round %d after epoch %d.", r, m["epoch"])
+        return int(m["epoch"])
+
+
+def _take(x, order):
+    if isinstance(x, dict):
+        return {k: np.asarray(v)[order] for k, v in x.items()}
+    return np.asarray(x)[order]
+
+
+def model_metrics(model, data: _Data, batch_size: int) -> dict:
+    """`model.evaluate` as a dict of floats."""
+    if data.size is None:
+        out = model.evaluate(data.x, verbose=0, return_dict=True)
+    else:
+        out = model.evaluate(data.x, data.y, batch_size=batch_size, verbose=0, return_dict=True)
+    return {k: float(v) for k, v in out.items()}
+
+
+class _RewindSnapshot(keras.callbacks.Callback):
+    """Saves the weights at step or epoch k of round 0 for rewinding."""
+
+    def __init__(self, cfg: IMPConfig, run: RunDir):
+        super().__init__()
+        self.cfg, self.run = cfg, run
+
+    def _save(self):
+        if not self.run.has("rewind.npz"):
+            self.run.save_arrays("rewind.npz", pack("w", self.model.get_weights()))
+
+    def _step(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.cfg.rewind == "step" and self._step() == self.cfg.rewind_at:
+            self._save()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.cfg.rewind == "epoch" and epoch == self.cfg.rewind_at:
+            self._save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.cfg.rewind == "epoch" and epoch + 1 == self.cfg.rewind_at:
+            self._save()
+
+    def on_train_end(self, logs=None):
+        if self.cfg.rewind == "step" and self._step() == self.cfg.rewind_at:
+            self._save()

@@ -1,0 +1,226 @@
+"""The report folder of `tfimp run`: Markdown, JSON, history tables and plots."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from tfimp._util.io import atomic_write_text
+from tfimp._util.tables import markdown_table
+from tfimp.data.base import SYNTHETIC_NOTE
+from tfimp.lottery.report import write_history, write_plots
+from tfimp.pipeline.recipe import Recipe
+
+__all__ = ["ExportRow", "LatencyRow", "RunReport", "markdown", "metric_of", "write"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportRow:
+    """One exported .tflite model: sizes, the encoding chosen, and its verification."""
+
+    target: str
+    path: str | None = None
+    sparse: bool | None = None
+    bytes: int | None = None
+    gzip_bytes: int | None = None
+    dense_float32_bytes: int | None = None
+    candidates: tuple = ()
+    accuracy_keras: float | None = None
+    accuracy_tflite: float | None = None
+    agreement: float | None = None
+    error: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyRow:
+    """LiteRT latency of one exported model at one thread count, in microseconds."""
+
+    target: str
+    threads: int
+    median_us: float | None = None
+    p90_us: float | None = None
+    avg_us: float | None = None
+    error: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunReport:
+    """Everything a run measured; `markdown()` is the human report, `to_dict()` the JSON."""
+
+    recipe: Recipe
+    command: str
+    workdir: str
+    report_dir: str
+    data: dict
+    params: int
+    metric: str
+    dense_metric: float
+    history: tuple
+    budget: float
+    best_round: dict
+    best_metric: float
+    sparsity: dict
+    sparsity_table: str
+    exports: tuple[ExportRow, ...] = ()
+    latency: tuple[LatencyRow, ...] = ()
+    micro: dict | None = None
+    seconds: float = 0.0
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.data.get("synthetic"))
+
+    @property
+    def errors(self) -> list[str]:
+        """Stages that failed, as 'stage: message' lines (empty when all ran)."""
+        out = [f"export {e.target}: {e.error}" for e in self.exports if e.error]
+        out += [f"latency {r.target}@{r.threads}: {r.error}" for r in self.latency if r.error]
+        if self.micro and self.micro.get("error"):
+            out.append(f"micro: {self.micro['error']}")
+        return out
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["recipe"] = self.recipe.get_config()
+        out["exports"] = [dataclasses.asdict(e) for e in self.exports]
+        out["latency"] = [dataclasses.asdict(r) for r in self.latency]
+        out["history"] = list(self.history)
+        out["synthetic"] = self.synthetic
+        out["errors"] = self.errors
+        return out
+
+    def markdown(self) -> str:
+        return markdown(self)
+
+
+def metric_of(row: dict, metric: str) -> float:
+    """The validation metric in a history row (`val_accuracy` or `accuracy`)."""
+    for key in (f"val_{metric}", metric):
+        if key in row:
+            return float(row[key])
+    raise KeyError(f"History row has no `{metric}`; keys: {sorted(row)}")
+
+
+
+
+def write(report, out: str | os.PathLike) -> None:
+    """Writes report.md, report.json, history.csv/json, sparsity.txt and the plots into `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "report.md", report.markdown())
+    atomic_write_text(out / "report.json",
+                      json.dumps(report.to_dict(), indent=2, default=_json_default))
+    atomic_write_text(out / "sparsity.txt", report.sparsity_table + "\n")
+    write_history(out, list(report.history))
+    write_plots(out, list(report.history), report.metric, report.dense_metric)
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _label(target: str) -> str:
+    return "float32, dense round 0 (baseline)" if target == "dense_float32" else target
+
+
+def _pct(x) -> str:
+    return "" if x is None else f"{100 * float(x):.2f}%"
+
+
+def _num(x, digits: int = 4) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def markdown(report) -> str:
+    """The human-readable report: accuracy, rounds, layers, sizes, latency, micro."""
+    r = report
+    lines = [f"# tfimp run: {r.recipe.name}", ""]
+    if r.synthetic:
+        lines += [f"> **{SYNTHETIC_NOTE}**", ""]
+    lines += [f"Command: `{r.command}`  ", f"Recipe digest: `{r.recipe.digest()}`, seed "
+              f"{r.recipe.seed}, {r.seconds:.0f} s  ",
+              f"Data: {r.data.get('name')} ({r.data.get('source', '')}), "
+              f"{r.data.get('train_samples')} train / {r.data.get('test_samples')} test  ",
+              f"Model: {r.recipe.model.name}, {r.params:,} parameters", ""]
+    lines += _accuracy_section(r) + _rounds_section(r)
+    lines += ["## Per-layer sparsity (best model)", "", "```", r.sparsity_table, "```", ""]
+    lines += _export_section(r) + _latency_section(r) + _micro_section(r)
+    if r.errors:
+        lines += ["## Failed stages", ""] + [f"- {e}" for e in r.errors] + [""]
+    return "\n".join(lines)
+
+
+def _accuracy_section(r) -> list[str]:
+    m = r.metric
+    row = r.best_round
+    delta = r.best_metric - r.dense_metric
+    return ["## Accuracy", "",
+            f"- dense {m}: **{r.dense_metric:.4f}**",
+            f"- best within budget {r.budget:g}: round {row.get('round')}, sparsity "
+            f"**{_pct(row.get('sparsity'))}**, {m} **{r.best_metric:.4f}** "
+            f"({100 * delta:+.2f} points vs dense)", ""]
+
+
+def _rounds_section(r) -> list[str]:
+    header = ["round", "sparsity", "remaining", f"val {r.metric}", "delta", "epochs", "seconds"]
+    rows = []
+    for h in r.history:
+        delta = metric_of(h, r.metric) - r.dense_metric
+        rows.append([h.get("round"), _pct(h.get("sparsity")), h.get("remaining", ""),
+                     f"{metric_of(h, r.metric):.4f}", f"{100 * delta:+.2f} pt",
+                     h.get("epochs", ""), _num(h.get("seconds"), 1)])
+    return ["## IMP rounds", ""] + markdown_table(header, rows) + [""]
+
+
+def _export_section(r) -> list[str]:
+    header = ["model", "encoding", "bytes", "gzip bytes", "dense float32 bytes", "ratio",
+              "Keras acc", "TFLite acc", "agreement", "other encodings tried"]
+    rows = []
+    for e in r.exports:
+        e = dataclasses.replace(e, target=_label(e.target))
+        if e.error:
+            rows.append([e.target, "failed: " + e.error] + [""] * 8)
+            continue
+        tried = ", ".join(f"{'sparse' if c['sparse'] else 'dense'} {c['bytes']:,} B"
+                          f"{'' if c['runs'] else ' (refused)'}"
+                          for c in e.candidates if c["sparse"] != e.sparse)
+        rows.append([e.target, "sparse" if e.sparse else "dense", f"{e.bytes:,}",
+                     f"{e.gzip_bytes:,}", f"{e.dense_float32_bytes:,}",
+                     f"{e.dense_float32_bytes / e.bytes:.1f}x", _num(e.accuracy_keras),
+                     _num(e.accuracy_tflite), _num(e.agreement), tried])
+    return ["## Exported models (.tflite)", ""] + markdown_table(header, rows) + [""]
+
+
+def _latency_section(r) -> list[str]:
+    header = ["model", "threads", "median us", "p90 us", "mean us"]
+    rows = [[_label(x.target), x.threads, "failed: " + x.error if x.error else _num(x.median_us, 1),
+             _num(x.p90_us, 1), _num(x.avg_us, 1)] for x in r.latency]
+    return ["## Latency (LiteRT, XNNPACK, this machine)", ""] + markdown_table(header, rows) + [""]
+
+
+def _micro_section(r) -> list[str]:
+    m = r.micro
+    if m is None:
+        return []
+    lines = ["## TFLite Micro (int8 model)", ""]
+    if m.get("arena_bytes") is None:
+        reason = m.get("arena_error") or m.get("error")
+        return lines + [f"Not runnable on TFLite Micro: {reason}", ""]
+    lines += [f"- tensor arena: {m['arena_bytes']:,} bytes",
+              f"- flash (model): {m['flash_bytes']:,} bytes"]
+    v = m.get("verdict")
+    if v:
+        word = {True: "fits", False: "does NOT fit", None: "unknown"}[v["fits"]]
+        lines.append(f"- {v['board']}: {word} (RAM margin {v['ram_margin_bytes']:,} B, flash "
+                     f"margin {v['flash_margin_bytes']:,} B)")
+    if m.get("c_files"):
+        lines.append(f"- C array: {', '.join(m['c_files'])}")
+    return lines + [""]

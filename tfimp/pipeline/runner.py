@@ -1,0 +1,309 @@
+"""`tfimp run`: a recipe end to end: IMP rounds, the best model within the budget, float32 and
+int8 .tflite (sparse where it pays), verification, profiling, and a report folder.
+
+The report folder (`WORKDIR/report/`) holds `report.md`, `report.json`, `history.csv`,
+`history.json`, `sparsity.txt`, PNG plots (with matplotlib) and `models/*.tflite`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect as pyinspect
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from tfimp import data as data_lib
+from tfimp import profile
+from tfimp.export import Int8, to_micro, to_tflite
+from tfimp.pipeline import report as run_report
+from tfimp.pipeline.recipe import Recipe, available, load_recipe
+from tfimp.pipeline.report import ExportRow, LatencyRow, RunReport, metric_of
+from tfimp.profile.micro import get_board
+
+DEFAULT_RECIPE = "lenet_300_100"
+DEFAULT_OVERRIDES = ("data.offline=true",)
+
+
+def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
+        smoke: bool = False, *, command: str | None = None) -> RunReport:
+    """Runs `recipe`: IMP, export, verification, profiling; writes the report folder.
+
+    Args:
+        recipe: a `Recipe`, or a recipe name / path for `load_recipe`.
+        workdir: the run's folder (IMP checkpoints in `imp-HASH/`, the report in `report/`);
+            default `runs/NAME-HASH`, so that the same config resumes in the same folder.
+        smoke: shrink the run to a few steps on tiny data (all stages still run).
+        command: the command line that reproduces the run, for the report.
+
+    Returns:
+        A `RunReport`; its `errors` lists the stages that failed (the others still ran).
+    """
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    command = command or _command(recipe, workdir, smoke)
+    if smoke:
+        recipe = recipe.smoke_recipe()
+    check(recipe)
+    start = time.time()
+    workdir = Path(workdir or Path("runs") / f"{recipe.name}-{recipe.digest()}")
+    report_dir = workdir / "report"
+    (report_dir / "models").mkdir(parents=True, exist_ok=True)
+    data = load_data(recipe)
+    if data.info.get("synthetic"):
+        print(f"tfimp run: {run_report.SYNTHETIC_NOTE}", flush=True)
+    result = _imp(recipe, data, workdir)
+    best = result.best(budget=recipe.imp.budget)
+    row = dict(result.best_round(recipe.imp.budget))
+    fields = _imp_fields(recipe, data, result, best, row)
+    dense = result.model(0) if recipe.export.baseline else None
+    exports, paths = _export_all(recipe, best, dense, data, report_dir / "models")
+    latency = _latency(recipe, paths)
+    micro = _micro(recipe, paths, report_dir / "micro")
+    report = RunReport(recipe=recipe, command=command,
+                       workdir=str(workdir), report_dir=str(report_dir), exports=exports,
+                       latency=latency, micro=micro, seconds=time.time() - start, **fields)
+    run_report.write(report, report_dir)
+    return report
+
+
+def load_data(recipe: Recipe):
+    """The recipe's dataset from `tfimp.data`, cut to `train_samples`/`test_samples`.
+
+    The split does not depend on `recipe.seed`: seeds vary initialization and training order.
+    """
+    spec = recipe.data
+    ds = data_lib.get(spec.name, offline=spec.offline, **spec.kwargs)
+    n_train, n_test = spec.train_samples, spec.test_samples
+    return dataclasses.replace(ds, x_train=ds.x_train[:n_train], y_train=ds.y_train[:n_train],
+                               x_test=ds.x_test[:n_test], y_test=ds.y_test[:n_test])
+
+
+def make_builder(recipe: Recipe, data):
+    """A function that returns the recipe's model, freshly initialised, seeded and compiled.
+
+    The builder's `input_shape` and `num_classes` come from the data unless the recipe
+    sets them.
+    """
+    import keras
+
+    from tfimp import models
+
+    check(recipe)
+    fn = models.MODELS[recipe.model.name]
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in recipe.model.kwargs.items()}
+    params = pyinspect.signature(fn).parameters
+    if "input_shape" in params:
+        kwargs.setdefault("input_shape", tuple(data.x_train.shape[1:]))
+    if "num_classes" in params:
+        kwargs.setdefault("num_classes", data.num_classes)
+
+    steps = -(-len(data.x_train) // recipe.imp.batch_size) * recipe.imp.epochs_per_round
+
+    def build():
+        keras.utils.set_random_seed(recipe.seed)
+        model = fn(**kwargs)
+        model.compile(optimizer=make_optimizer(recipe.train, steps), loss=recipe.train.loss,
+                      metrics=[recipe.imp.metric], run_eagerly=recipe.train.run_eagerly)
+        return model
+
+    return build
+
+
+def make_optimizer(train, steps_per_round: int | None = None):
+    """The Keras optimizer that a `TrainSpec` names, from the Keras registry; with
+    `lr_schedule="cosine"` its rate decays over `steps_per_round` steps."""
+    import keras
+
+    lr = train.lr
+    if train.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(train.lr, max(int(steps_per_round or 1), 1),
+                                                    alpha=train.lr_min_fraction)
+    config = {"learning_rate": lr}
+    if train.weight_decay:
+        config["weight_decay"] = train.weight_decay
+    if train.optimizer in ("sgd", "rmsprop"):
+        config["momentum"] = train.momentum
+    optimizer = keras.optimizers.get(train.optimizer)
+    return type(optimizer)(**config)
+
+
+def _imp(recipe: Recipe, data, workdir: Path):
+    from tfimp.lottery.driver import imp
+
+    config = dataclasses.replace(recipe.imp, seed=recipe.seed)
+    return imp(make_builder(recipe, data), (data.x_train, data.y_train),
+               (data.x_test, data.y_test), config, workdir=str(workdir),
+               verbose=1 if sys.stdout.isatty() else 2)
+
+
+def _imp_fields(recipe: Recipe, data, result, best, row: dict) -> dict:
+    from tfimp.sparsity.report import sparsity_report
+
+    metric = recipe.imp.metric
+    history = tuple(dict(r) for r in result.history)
+    report = sparsity_report(best)
+    info = dict(data.info, train_samples=len(data.x_train), test_samples=len(data.x_test))
+    return dict(data=info, params=int(best.count_params()), metric=metric,
+                dense_metric=float(result.dense_metric), history=history,
+                budget=recipe.imp.budget, best_round=row, best_metric=metric_of(row, metric),
+                sparsity=report.to_dict(), sparsity_table=str(report))
+
+
+def _export_all(recipe: Recipe, model, dense, data, out: Path) -> tuple[tuple, dict]:
+    """Exports the best model (float32/int8) and, when given, the dense round-0 model as a
+    float32 baseline; returns the rows and the paths of the files that were written."""
+    spec = recipe.export
+    jobs = [(t, model, q, spec.sparse) for t, q in _quantizations(spec).items()]
+    if dense is not None:
+        jobs.append(("dense_float32", dense, None, False))
+    rows, paths = [], {}
+    for target, keras_model, quantization, sparse in jobs:
+        path = out / f"{recipe.name}_{target}.tflite"
+        row = _export(keras_model, path, target, quantization, sparse, spec, data)
+        rows.append(row)
+        if not row.error:
+            paths[target] = str(path)
+    return tuple(rows), paths
+
+
+def _quantizations(spec) -> dict:
+    """The quantization of each exported target that the `ExportSpec` asks for."""
+    out = {"float32": None, "int8": Int8(per_channel_dense=spec.per_channel_dense)}
+    return {t: q for t, q in out.items() if getattr(spec, t)}
+
+
+def _export(model, path: Path, target: str, quantization, sparse, spec, data) -> ExportRow:
+    n = spec.verify_samples
+    try:
+        art = to_tflite(model, path, quantization=quantization, sparse=sparse,
+                        representative_data=_calibration(data.x_train[:spec.calibration_samples]),
+                        verify=(data.x_test[:n], data.y_test[:n]))
+    except (ValueError, RuntimeError) as e:
+        return ExportRow(target, error=_first_line(e))
+    r, v = art.report, art.report.verification
+    cands = tuple({"sparse": c.sparse, "bytes": c.bytes, "runs": c.runs, "passed": c.passed}
+                  for c in r.candidates)
+    return ExportRow(target, str(path), r.sparse, r.tflite_bytes, r.gzip_bytes,
+                     r.dense_float32_bytes, cands,
+                     None if v is None else v.accuracy_keras,
+                     None if v is None else v.accuracy_tflite,
+                     None if v is None else v.agreement)
+
+
+def _calibration(x):
+    """Calibration inputs for `to_tflite`; integer inputs (token ids) keep their dtype."""
+    if x.dtype.kind not in "iu":
+        return x
+    return lambda: ([x[i:i + 1]] for i in range(len(x)))
+
+
+def _latency(recipe: Recipe, paths: dict) -> tuple[LatencyRow, ...]:
+    rows = []
+    for target, path in paths.items():
+        for threads in recipe.profile.threads:
+            try:
+                b = profile.litert(path, threads=threads, runs=recipe.profile.runs)
+            except (ValueError, RuntimeError, OSError) as e:
+                rows.append(LatencyRow(target, threads, error=_first_line(e)))
+                continue
+            rows.append(LatencyRow(target, threads, b.median_us, b.p90_us, b.avg_us))
+    return tuple(rows)
+
+
+def _micro(recipe: Recipe, paths: dict, out: Path) -> dict | None:
+    """TFLite Micro arena, flash and board verdict of the int8 model; its C array when
+    `export.micro` and TFLite Micro runs it."""
+    if not recipe.profile.micro or "int8" not in paths:
+        return None
+    try:
+        info = profile.micro(paths["int8"], board=recipe.profile.board).get_config()
+    except (ValueError, RuntimeError, OSError) as e:
+        return {"arena_bytes": None, "error": _first_line(e)}
+    if recipe.export.micro and info.get("arena_bytes") is not None:
+        try:
+            info["c_files"] = [str(f) for f in to_micro(paths["int8"], out).files]
+        except (ValueError, RuntimeError, OSError) as e:
+            info["error"] = f"C array: {_first_line(e)}"
+    return info
+
+
+def check(recipe: Recipe) -> None:
+    """Raises ValueError for a model, dataset or board name that the run would fail on."""
+    from tfimp import models
+
+    if recipe.model.name not in models.MODELS:
+        raise ValueError(f"Argument `model.name` must be one of {sorted(models.MODELS)}. "
+                         f"Received: model.name={recipe.model.name!r}")
+    if recipe.data.name not in data_lib.DATASETS:
+        raise ValueError(f"Argument `data.name` must be one of {sorted(data_lib.DATASETS)}. "
+                         f"Received: data.name={recipe.data.name!r}")
+    if recipe.profile.board is not None:
+        get_board(recipe.profile.board)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _command(recipe: Recipe, workdir, smoke: bool) -> str:
+    """The `tfimp run` command line that reproduces `recipe` (before smoke shrinking)."""
+    if recipe.name in available():
+        words = [recipe.name, *map(shlex.quote, recipe.diff(load_recipe(recipe.name)))]
+    else:
+        words = ["RECIPE_FILE.py"]
+    words += [f"--workdir {workdir}"] if workdir else []
+    return " ".join(["tfimp run", *words, *(["--smoke"] if smoke else [])])
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tfimp run",
+        description="Run a recipe end to end: IMP rounds, the best model within the accuracy "
+                    "budget, float32/int8 .tflite, verification, LiteRT/TFLite Micro profile, "
+                    f"report folder. Without a recipe: {DEFAULT_RECIPE} on the offline digits.")
+    p.add_argument("args", nargs="*", metavar="[RECIPE] [key=value ...]",
+                   help="a recipe name or recipes/NAME.py, then field overrides such as "
+                        "rounds=3 imp.rate=0.5 imp.epochs_per_round=2 seed=1")
+    p.add_argument("--workdir", default=None, help="run folder (default runs/NAME-HASH)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a few steps on tiny data, every stage kept (for tests)")
+    p.add_argument("--list", action="store_true", help="list the recipes and exit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`tfimp run [RECIPE] [--workdir DIR] [--smoke] [key=value ...]`."""
+    args = _parser().parse_intermixed_args(argv)
+    if args.list:
+        print("\n".join(available()))
+        return 0
+    words = list(args.args)
+    name = words.pop(0) if words and "=" not in words[0] else None
+    try:
+        recipe = load_recipe(name or DEFAULT_RECIPE)
+        if args.smoke:  # before the user's overrides, which win
+            recipe = recipe.smoke_recipe()
+        recipe = recipe.override(*(() if name else DEFAULT_OVERRIDES), *words)
+        check(recipe)
+    except ValueError as e:
+        print(f"tfimp run: {e}", file=sys.stderr)
+        return 2
+    command = "tfimp run " + " ".join(argv if argv is not None else sys.argv[2:])
+    report = run(recipe, workdir=args.workdir, command=command.strip())
+    print(report.markdown())
+    print(f"report folder: {report.report_dir}")
+    for line in report.errors:
+        print(f"tfimp run: stage failed: {line}", file=sys.stderr)
+    return 1 if report.errors else 0
+
+
+__all__ = ["ExportRow", "LatencyRow", "RunReport", "load_data", "main", "make_builder",
+           "make_optimizer", "metric_of", "run", "check"]
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

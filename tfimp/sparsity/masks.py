@@ -1,0 +1,351 @@
+"""Mask strategies: pure functions from weights (and old masks) to new masks.
+
+Nothing here touches a Keras model. A mask is a float32 array of 0.0/1.0 with the weight's
+shape. Every strategy
+
+- zeroes an exact count: `round(sparsity * n)` of `n` weights (or blocks),
+- breaks ties deterministically (by flat index, lowest first),
+- never makes a mask denser: a weight pruned by `old_mask` stays pruned.
+
+What is ranked is one value, the `Granularity`: single weights ("weight"), or blocks
+("block:16x1"), ranked by mean magnitude. A block that sticks out past the weight's edge
+(e.g. the last 1x16 block of a 300-input Dense kernel) is ranked by its real elements, unless
+the granularity keeps whole blocks only ("block:16x1:whole"): then it counts as already
+pruned, so it is always zeroed (the layout TFLite's int8 1x16 sparse kernel computes
+correctly). The exact count still holds when it exceeds the partial blocks.
+
+Example:
+
+    w = np.arange(10.0).reshape(2, 5)
+    layerwise_masks({"w": w}, 0.3)["w"]   # zeroes 0, 1, 2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from tfimp._util.validate import fail
+
+__all__ = [
+    "GRANULARITIES",
+    "Granularity",
+    "STRATEGIES",
+    "check_mask",
+    "get",
+    "global_masks",
+    "layerwise_masks",
+    "magnitude_mask",
+    "sparsity_of",
+]
+
+Masks = dict[str, np.ndarray]
+
+
+GRANULARITIES = ("weight", "block")
+"""What a mask strategy can rank and zero as one unit."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Granularity:
+    """What pruning removes as one unit: single weights, or blocks of weights.
+
+    Args:
+        kind: "weight" or "block".
+        block: with "block", the block shape over the trailing weight dimensions, e.g.
+            (16, 1): 16 inputs of one Dense output unit (TFLite's int8 block-sparse layout).
+        whole_blocks: with "block", always zero the blocks that stick out past a weight's
+            edge, so only whole blocks are kept.
+
+    `Granularity.parse` also takes the short forms "weight", "block:4x1", "block:16x1:whole"
+    and a block shape tuple, as `tfimp.prune(..., granularity=...)` and recipes do.
+    """
+
+    kind: str = "weight"
+    block: tuple[int, ...] | None = None
+    whole_blocks: bool = False
+
+    def __post_init__(self):
+        if self.kind not in GRANULARITIES:
+            fail("granularity", self.kind, f"one of {list(GRANULARITIES)} (or 'block:4x1')")
+        if self.kind == "block":
+            ok = (isinstance(self.block, (tuple, list)) and len(self.block) > 0 and all(
+                isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in self.block))
+            if not ok:
+                fail("granularity.block", self.block,
+                     "a tuple of positive integers over the trailing weight dimensions, "
+                     "e.g. (4, 1)")
+            object.__setattr__(self, "block", tuple(self.block))
+        elif self.block is not None or self.whole_blocks:
+            fail("granularity", self, f"free of a block shape with kind={self.kind!r}")
+        if not isinstance(self.whole_blocks, bool):
+            fail("granularity.whole_blocks", self.whole_blocks, "True or False")
+
+    @classmethod
+    def parse(cls, value) -> Granularity:
+        """A `Granularity` from itself, None ("weight"), a short string, a block shape or a
+        config dict."""
+        if isinstance(value, Granularity):
+            return value
+        if value is None:
+            return WEIGHT
+        if isinstance(value, dict):
+            return cls.from_config(value)
+        if isinstance(value, (tuple, list)):
+            return cls("block", tuple(value))
+        if not isinstance(value, str):
+            fail("granularity", value, "'weight', 'block:4x1', 'block:16x1:whole' or a "
+                 "Granularity")
+        kind, *rest = value.strip().split(":")
+        if kind != "block" or not rest:
+            if rest:
+                fail("granularity", value, "'weight' or 'block:<shape>[:whole]'")
+            return cls(kind)
+        if len(rest) > 2 or (len(rest) == 2 and rest[1] != "whole"):
+            fail("granularity", value, "'block:<shape>' or 'block:<shape>:whole', e.g. "
+                 "'block:16x1:whole'")
+        try:
+            block = tuple(int(b) for b in rest[0].lower().split("x"))
+        except ValueError:
+            fail("granularity", value, "a block shape of integers, e.g. 'block:4x1'")
+        return cls("block", block, len(rest) == 2)
+
+    def __str__(self) -> str:
+        if self.kind != "block":
+            return self.kind
+        return f"block:{'x'.join(map(str, self.block))}" + (":whole" if self.whole_blocks else "")
+
+    def get_config(self) -> dict:
+        return {"kind": self.kind, "block": None if self.block is None else list(self.block),
+                "whole_blocks": self.whole_blocks}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Granularity:
+        block = config.get("block")
+        return cls(config.get("kind", "weight"), None if block is None else tuple(block),
+                   bool(config.get("whole_blocks", False)))
+
+
+WEIGHT = Granularity()
+
+
+def check_mask(mask: np.ndarray, shape: tuple | None = None) -> np.ndarray:
+    """Returns `mask` as float32 after checking it holds only 0 and 1 (and has `shape`)."""
+    mask = np.asarray(mask, dtype=np.float32)
+    if shape is not None and mask.shape != tuple(shape):
+        raise ValueError(f"Mask shape {mask.shape} does not match weight shape {tuple(shape)}.")
+    if not np.all((mask == 0.0) | (mask == 1.0)):
+        raise ValueError("A mask must hold only 0.0 and 1.0.")
+    return mask
+
+
+def sparsity_of(array: np.ndarray) -> float:
+    """Fraction of exact zeros."""
+    array = np.asarray(array)
+    return float(np.count_nonzero(array == 0) / array.size) if array.size else 0.0
+
+
+def _check_block(block: tuple[int, ...] | None, ndim: int) -> tuple[int, ...] | None:
+    if block is None:
+        return None
+    block = tuple(int(b) for b in block)
+    if any(b < 1 for b in block) or len(block) > ndim:
+        raise ValueError(
+            f"Argument `block` must hold at most {ndim} positive sizes (one per trailing weight "
+            f"dimension). Received: block={block}"
+        )
+    return (1,) * (ndim - len(block)) + block
+
+
+def _to_blocks(array: np.ndarray, block: tuple[int, ...]) -> np.ndarray:
+    """Mean of `array` over each block; edge blocks are averaged over their real elements."""
+    padded_shape = [math.ceil(s / b) * b for s, b in zip(array.shape, block)]
+    padded = np.full(padded_shape, np.nan, dtype=np.float64)
+    padded[tuple(slice(0, s) for s in array.shape)] = array
+    grid = [n // b for n, b in zip(padded_shape, block)]
+    split = []
+    for g, b in zip(grid, block):
+        split += [g, b]
+    view = padded.reshape(split)
+    return np.nanmean(view, axis=tuple(range(1, 2 * len(block), 2)))
+
+
+def _from_blocks(block_mask: np.ndarray, block: tuple[int, ...], shape: tuple) -> np.ndarray:
+    full = block_mask
+    for axis, b in enumerate(block):
+        full = np.repeat(full, b, axis=axis)
+    return full[tuple(slice(0, s) for s in shape)]
+
+
+def _partial_blocks(shape: tuple, block: tuple[int, ...]) -> np.ndarray:
+    """True for the blocks that stick out past the edge of a weight of `shape`."""
+    grid = [math.ceil(s / b) for s, b in zip(shape, block)]
+    partial = np.zeros(grid, dtype=bool)
+    for axis, (s, b) in enumerate(zip(shape, block)):
+        if s % b:
+            index = [slice(None)] * len(grid)
+            index[axis] = -1
+            partial[tuple(index)] = True
+    return partial
+
+
+def _scores(weight: np.ndarray, old_mask: np.ndarray | None, block,
+            prune_partial: bool = False) -> np.ndarray:
+    """Ranking scores; already-pruned entries (and, with `prune_partial`, partial edge
+    blocks) score -1 so they are pruned first.
+
+    `old_mask` must already be checked. Magnitudes keep the weight's float precision
+    (exact for ranking); block means are taken in float64.
+    """
+    dtype = weight.dtype if np.issubdtype(weight.dtype, np.floating) else np.dtype(np.float64)
+    score = np.abs(weight.astype(dtype, copy=False))
+    if old_mask is not None:
+        score = np.where(old_mask == 0.0, dtype.type(-1.0), score)
+    if block is not None:
+        score = _to_blocks(score, block)
+        if old_mask is not None:
+            pruned = _to_blocks(old_mask.astype(np.float64), block) == 0.0
+            score = np.where(pruned, -1.0, score)
+        if prune_partial:
+            score = np.where(_partial_blocks(weight.shape, block), -1.0, score)
+    return score
+
+
+def _zero_lowest(scores: np.ndarray, count: int) -> np.ndarray:
+    """Zeroes the `count` lowest scores; ties go to the lowest flat index.
+
+    Same result as a stable argsort, in linear time: a partition finds the count-th
+    smallest value, everything below it is zeroed, then the first ties at it.
+    """
+    flat = scores.ravel()
+    mask = np.ones(flat.size, dtype=np.float32)
+    if count <= 0:
+        return mask.reshape(scores.shape)
+    if count >= flat.size:
+        return np.zeros(scores.shape, dtype=np.float32)
+    kth = np.partition(flat, count - 1)[count - 1]
+    below = flat < kth
+    mask[below] = 0.0
+    ties = np.flatnonzero(flat == kth)[: count - int(np.count_nonzero(below))]
+    mask[ties] = 0.0
+    return mask.reshape(scores.shape)
+
+
+def _already_pruned(scores: np.ndarray) -> int:
+    """Entries that must stay zero: magnitudes are >= 0, so only marked ones score -1."""
+    return int(np.count_nonzero(scores == -1.0))
+
+
+def magnitude_mask(
+    weight: np.ndarray,
+    sparsity: float,
+    old_mask: np.ndarray | None = None,
+    granularity: Granularity | str | tuple | None = None,
+) -> np.ndarray:
+    """Mask that zeroes the `round(sparsity * n)` smallest-magnitude entries of `weight`.
+
+    Args:
+        weight: the weight array.
+        sparsity: target fraction of zeros, in [0, 1].
+        old_mask: the current mask; its zeros stay zeros, and if it is already sparser than
+            `sparsity` it is returned unchanged.
+        granularity: single weights (default), or blocks ranked by mean magnitude, e.g.
+            "block:4x1" on a Dense kernel groups 4 consecutive inputs of one output: TFLite's
+            1x4 block-sparse FULLY_CONNECTED layout; "block:4x1:whole" always zeroes the blocks
+            that stick out past the weight's edge (counted as already pruned).
+    """
+    weight = np.asarray(weight)
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(f"Argument `sparsity` must be in [0, 1]. Received: sparsity={sparsity}")
+    granularity = Granularity.parse(granularity)
+    block = _check_block(granularity.block, weight.ndim)
+    if old_mask is not None:
+        old_mask = check_mask(old_mask, weight.shape)
+    scores = _scores(weight, old_mask, block, granularity.whole_blocks)
+    count = max(int(round(sparsity * scores.size)), _already_pruned(scores))
+    mask = _zero_lowest(scores, count)
+    if block is not None:
+        mask = _from_blocks(mask, block, weight.shape)
+    if old_mask is not None:
+        mask = mask * old_mask
+    return mask.astype(np.float32, copy=False)
+
+
+def layerwise_masks(
+    weights: Mapping[str, np.ndarray],
+    sparsity: float,
+    old_masks: Mapping[str, np.ndarray] | None = None,
+    targets: Mapping[str, float] | None = None,
+    granularity: Granularity | str | tuple | None = None,
+) -> Masks:
+    """Each tensor pruned to its own target: `targets[name]`, else `sparsity`.
+
+    `granularity` applies to every tensor, as in `magnitude_mask`.
+    """
+    old_masks = old_masks or {}
+    targets = targets or {}
+    granularity = Granularity.parse(granularity)
+    return {
+        name: magnitude_mask(w, targets.get(name, sparsity), old_masks.get(name), granularity)
+        for name, w in weights.items()
+    }
+
+
+def global_masks(
+    weights: Mapping[str, np.ndarray],
+    sparsity: float,
+    old_masks: Mapping[str, np.ndarray] | None = None,
+    targets: Mapping[str, float] | None = None,
+    granularity: Granularity | str | tuple | None = None,
+) -> Masks:
+    """One magnitude threshold across all tensors (Frankle & Carbin's global pruning).
+
+    Tensors named in `targets` are pruned layer-wise to their own target and left out of the
+    global ranking. Exactly `round(sparsity * n_pool)` weights (or blocks) of the pool are zero
+    (or the already-pruned ones, and with whole blocks only the partial edge blocks, if they
+    are more).
+    """
+    old_masks = old_masks or {}
+    targets = targets or {}
+    granularity = Granularity.parse(granularity)
+    block, partial = granularity.block, granularity.whole_blocks
+    out = layerwise_masks({k: v for k, v in weights.items() if k in targets}, sparsity,
+                          old_masks, targets, granularity)
+    pool = [k for k in weights if k not in targets]
+    if not pool:
+        return out
+    blocks = {k: _check_block(block, np.ndim(weights[k])) for k in pool}
+    checked = {k: check_mask(old_masks[k], np.shape(weights[k])) for k in pool if k in old_masks}
+    scores = {k: _scores(np.asarray(weights[k]), checked.get(k), blocks[k], partial)
+              for k in pool}
+    flat = np.concatenate([scores[k].ravel().astype(np.float64, copy=False) for k in pool])
+    already = _already_pruned(flat)
+    flat_mask = _zero_lowest(flat, max(int(round(sparsity * flat.size)), already))
+    offset = 0
+    for k in pool:
+        n = scores[k].size
+        mask = flat_mask[offset : offset + n].reshape(scores[k].shape)
+        offset += n
+        if blocks[k] is not None:
+            mask = _from_blocks(mask, blocks[k], np.shape(weights[k]))
+        if k in checked:
+            mask = mask * checked[k]
+        out[k] = mask.astype(np.float32, copy=False)
+    return {k: out[k] for k in weights}
+
+
+Strategy = Callable[..., Masks]
+
+STRATEGIES: dict[str, Strategy] = {"layer": layerwise_masks, "global": global_masks}
+
+
+def get(scope: str) -> Strategy:
+    """The strategy for `scope`; custom strategies register in `STRATEGIES`."""
+    if scope not in STRATEGIES:
+        raise ValueError(
+            f"Argument `scope` must be one of {sorted(STRATEGIES)}. Received: scope={scope!r}"
+        )
+    return STRATEGIES[scope]

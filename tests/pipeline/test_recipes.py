@@ -78,11 +78,13 @@ def test_block_and_per_tensor_int8_overrides_round_trip():
 
 
 def test_export_spec_picks_the_int8_scales():
-    from tfimp.export import Int8
+    from tfimp.export import Float16, Int8
     from tfimp.pipeline.runner import _quantizations
 
-    assert _quantizations(ExportSpec()) == {"float32": None, "int8": Int8()}
-    assert _quantizations(ExportSpec(float32=False, per_channel_dense=False)) == {
+    assert _quantizations(ExportSpec()) == {"float32": None, "float16": Float16(),
+                                            "int8": Int8()}
+    assert _quantizations(ExportSpec(float32=False, float16=False,
+                                     per_channel_dense=False)) == {
         "int8": Int8(per_channel_dense=False)}
 
 
@@ -182,7 +184,7 @@ def _check_report(report, name):
     assert report.history[1]["sparsity"] == pytest.approx(SMOKE_SPARSITY, abs=0.05)
     assert 0.0 <= report.dense_metric <= 1.0
     exports = {e.target: e for e in report.exports}
-    assert set(exports) == {"float32", "int8"}
+    assert set(exports) == {"float32", "float16", "int8"}
     for e in exports.values():
         with open(e.path, "rb") as f:
             assert f.read(8)[4:8] == b"TFL3"
@@ -191,12 +193,13 @@ def _check_report(report, name):
             report.recipe.export.sparse}
         assert {c["sparse"] for c in e.candidates} == tried
     assert exports["int8"].bytes < exports["float32"].dense_float32_bytes
+    assert report.smallest_litert.bytes == min(e.bytes for e in exports.values())
     assert [(r.target, r.threads) for r in report.latency] == [
-        ("float32", 1), ("float32", 2), ("int8", 1), ("int8", 2)]
+        (t, n) for t in ("float32", "float16", "int8") for n in (1, 2)]
     assert all(r.median_us > 0 for r in report.latency)
     md = open(f"{report.report_dir}/report.md").read()
     for section in ("## IMP rounds", "## Per-layer sparsity", "## Exported models",
-                    "## Latency", "## TFLite Micro"):
+                    "Smallest verified file for LiteRT", "## Latency", "## TFLite Micro"):
         assert section in md
     assert (SYNTHETIC_NOTE in md) == report.synthetic
     saved = json.load(open(f"{report.report_dir}/report.json"))
@@ -233,7 +236,9 @@ def test_run_command_smoke_prints_the_report(tmp_path, capsys):
     exports = {e["target"]: e for e in saved["exports"]}
     assert exports["dense_float32"]["bytes"] == exports["float32"]["dense_float32_bytes"]
     assert {(x["target"], x["threads"]) for x in saved["latency"]} == {
-        (t, n) for t in ("float32", "int8", "dense_float32") for n in (1, 2)}
+        (t, n) for t in ("float32", "float16", "int8", "dense_float32") for n in (1, 2)}
+    assert saved["smallest_litert"]["bytes"] == min(
+        e["bytes"] for e in saved["exports"] if e["target"] != "dense_float32")
     assert "float32, dense round 0 (baseline)" in out
 
 

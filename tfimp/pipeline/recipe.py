@@ -175,13 +175,15 @@ class TrainSpec(_Config):
 
 @dataclasses.dataclass(frozen=True)
 class ExportSpec(_Config):
-    """Which .tflite files to write: float32 and/or int8, with TFLite's sparse encoding
-    (`sparse`: True, False or "auto" = the smaller file that runs and verifies); `baseline`
+    """Which .tflite files to write: float32, float16 and/or int8, with TFLite's sparse encoding
+    (`sparse`: True, False or "auto" = the smaller file that runs and verifies); the report
+    names the smallest verified file for LiteRT among them. `baseline`
     also exports the dense round-0 model as float32, to compare size and latency with.
     `per_channel_dense=False` gives the int8 file one weight scale per Dense tensor instead
     of one per output unit (see `tfimp.export.Int8`): much smaller when highly pruned."""
 
     float32: bool = True
+    float16: bool = True
     int8: bool = True
     sparse: bool | str = "auto"
     per_channel_dense: bool = True
@@ -195,9 +197,11 @@ class ExportSpec(_Config):
             v.fail("export.sparse", self.sparse, "True, False or 'auto'")
         if not isinstance(self.per_channel_dense, bool):
             v.fail("export.per_channel_dense", self.per_channel_dense, "True or False")
-        if not (self.float32 or self.int8):
-            v.fail("export.float32", self.float32, "True when export.int8 is False (nothing "
-                  "to export)")
+        for name in ("float32", "float16", "int8", "baseline", "micro"):
+            v.flag(f"export.{name}", getattr(self, name))
+        if not (self.float32 or self.float16 or self.int8):
+            v.fail("export.float32", self.float32, "True when export.float16 and export.int8 "
+                   "are False (nothing to export)")
         v.integer("export.calibration_samples", self.calibration_samples, 1)
         v.integer("export.verify_samples", self.verify_samples, 1)
 

@@ -73,6 +73,12 @@ class RunReport:
         return bool(self.data.get("synthetic"))
 
     @property
+    def smallest_litert(self) -> ExportRow | None:
+        """The smallest verified file of the pruned model among those LiteRT runs."""
+        rows = [e for e in self.exports if not e.error and e.target != "dense_float32"]
+        return min(rows, key=lambda e: e.bytes) if rows else None
+
+    @property
     def errors(self) -> list[str]:
         """Stages that failed, as 'stage: message' lines (empty when all ran)."""
         out = [f"export {e.target}: {e.error}" for e in self.exports if e.error]
@@ -89,6 +95,9 @@ class RunReport:
         out["history"] = list(self.history)
         out["synthetic"] = self.synthetic
         out["errors"] = self.errors
+        best = self.smallest_litert
+        out["smallest_litert"] = None if best is None else {
+            "target": best.target, "sparse": best.sparse, "bytes": best.bytes, "path": best.path}
         return out
 
     def markdown(self) -> str:
@@ -196,7 +205,14 @@ def _export_section(r) -> list[str]:
                      f"{e.gzip_bytes:,}", f"{e.dense_float32_bytes:,}",
                      f"{e.dense_float32_bytes / e.bytes:.1f}x", _num(e.accuracy_keras),
                      _num(e.accuracy_tflite), _num(e.agreement), tried])
-    return ["## Exported models (.tflite)", ""] + markdown_table(header, rows) + [""]
+    lines = ["## Exported models (.tflite)", ""] + markdown_table(header, rows) + [""]
+    best = r.smallest_litert
+    if best is not None:
+        lines += [f"Smallest verified file for LiteRT (phones, Raspberry Pi): **{best.target}"
+                  f"{' + sparse' if best.sparse else ''}, {best.bytes:,} bytes** "
+                  f"({best.dense_float32_bytes / best.bytes:.1f}x smaller than dense float32).",
+                  ""]
+    return lines
 
 
 def _latency_section(r) -> list[str]:

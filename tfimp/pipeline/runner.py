@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tfimp import data as data_lib
 from tfimp import profile
-from tfimp.export import Int8, to_micro, to_tflite
+from tfimp.export import Float16, Int8, to_micro, to_tflite
 from tfimp.pipeline import report as run_report
 from tfimp.pipeline.recipe import Recipe, available, load_recipe
 from tfimp.pipeline.report import ExportRow, LatencyRow, RunReport, metric_of
@@ -154,7 +154,7 @@ def _imp_fields(recipe: Recipe, data, result, best, row: dict) -> dict:
 
 
 def _export_all(recipe: Recipe, model, dense, data, out: Path) -> tuple[tuple, dict]:
-    """Exports the best model (float32/int8) and, when given, the dense round-0 model as a
+    """Exports the best model (float32/float16/int8) and, when given, the dense round-0 model as a
     float32 baseline; returns the rows and the paths of the files that were written."""
     spec = recipe.export
     jobs = [(t, model, q, spec.sparse) for t, q in _quantizations(spec).items()]
@@ -172,7 +172,8 @@ def _export_all(recipe: Recipe, model, dense, data, out: Path) -> tuple[tuple, d
 
 def _quantizations(spec) -> dict:
     """The quantization of each exported target that the `ExportSpec` asks for."""
-    out = {"float32": None, "int8": Int8(per_channel_dense=spec.per_channel_dense)}
+    out = {"float32": None, "float16": Float16(),
+           "int8": Int8(per_channel_dense=spec.per_channel_dense)}
     return {t: q for t, q in out.items() if getattr(spec, t)}
 
 

@@ -82,6 +82,11 @@ class IMPConfig:
         checkpoint: "round" resumes a killed run from its last round, "epoch" from its last
             epoch.
         seed: seed of initialization, shuffling and dropout.
+        distill: retrain each pruned round against a teacher's softened outputs as well as
+            the labels: "dense" (the model trained in round 0) or "teacher" (the model passed
+            as `imp(..., teacher=...)`); None trains on the labels alone.
+        distill_weight: the share of the distillation term in the loss, in [0, 1].
+        distill_temperature: the softening temperature (Hinton et al. use 2-20).
     """
 
     rounds: int | None = 8
@@ -104,6 +109,9 @@ class IMPConfig:
     sensitivity_budget: float | None = None
     checkpoint: str = "round"
     seed: int = 0
+    distill: str | None = None
+    distill_weight: float = 0.5
+    distill_temperature: float = 4.0
 
     def __post_init__(self):
         self._check_counts()
@@ -126,6 +134,11 @@ class IMPConfig:
             v.fraction("sensitivity_budget", self.sensitivity_budget)
         v.choice("checkpoint", self.checkpoint, ("round", "epoch"))
         v.integer("seed", self.seed, 0)
+        if self.distill is not None:
+            v.choice("distill", self.distill, ("dense", "teacher"))
+        if v.non_negative("distill_weight", self.distill_weight) > 1:
+            v.fail("distill_weight", self.distill_weight, "a number in [0, 1]")
+        v.positive_number("distill_temperature", self.distill_temperature)
 
     def _check_counts(self) -> None:
         if self.rounds is None and self.target_sparsity is None:

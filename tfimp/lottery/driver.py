@@ -30,6 +30,7 @@ from absl import logging
 
 from tfimp._util import validate as v
 from tfimp.lottery.config import SCHEMA, IMPConfig, metric_drop
+from tfimp.lottery.distill import Distiller
 from tfimp.lottery.report import RoundPrinter, write_history, write_plots
 from tfimp.lottery.rundir import RunDir, pack, unpack
 from tfimp.lottery.sensitivity import sensitivity
@@ -221,6 +222,7 @@ def imp(
     config: IMPConfig | None = None,
     *,
     initial_model: keras.Model | None = None,
+    teacher: keras.Model | None = None,
     workdir=None,
     verbose: int = 1,
     **settings,
@@ -233,6 +235,8 @@ def imp(
         val_data: the same for validation; its metric decides the budget.
         config: an `IMPConfig`; None uses its defaults.
         initial_model: start from this trained model instead of training round 0.
+        teacher: the teacher of `distill="teacher"` (a trained Keras model with the same
+            inputs and outputs); passing one implies it.
         workdir: parent folder for the run folder `imp-<config hash>`; resumes if it exists.
         verbose: 0 silent; 1 the round table, a progress bar across rounds and Keras' progress
             within each round; 2 the round table and progress bar only.
@@ -245,7 +249,10 @@ def imp(
     if isinstance(build_model, keras.Model) or not callable(build_model):
         v.fail("build_model", build_model, "a function that returns a fresh, compiled model "
                "(e.g. `def build(): model = ...; model.compile(...); return model`)")
+    if teacher is not None:
+        settings.setdefault("distill", "teacher")
     cfg = IMPConfig.from_kwargs(config, **settings)
+    _check_teacher(cfg, teacher)
     v.choice("verbose", verbose, (0, 1, 2))
     train, val = _data("train_data", train_data), _data("val_data", val_data)
     keras.utils.set_random_seed(cfg.seed)
@@ -259,10 +266,20 @@ def imp(
               "train": _fingerprint(train), "val": _fingerprint(val),
               "weights": [list(w.shape) for w in reference.weights],
               "initial_model": None if initial_model is None else _hash_arrays(
-                  initial_model.get_weights())}
+                  initial_model.get_weights()),
+              "teacher": None if teacher is None else _hash_arrays(teacher.get_weights())}
     run = RunDir(workdir or tempfile.mkdtemp(prefix="tfimp-imp-"), config)
-    driver = _Driver(build_model, reference, train, val, cfg, run, initial_model, verbose)
+    driver = _Driver(build_model, reference, train, val, cfg, run, initial_model, verbose,
+                     teacher)
     return driver.run()
+
+
+def _check_teacher(cfg: IMPConfig, teacher) -> None:
+    if cfg.distill == "teacher" and not isinstance(teacher, keras.Model):
+        v.fail("teacher", teacher, "a trained Keras model when distill='teacher' (or use "
+               "distill='dense': the model trained in round 0)")
+    if teacher is not None and cfg.distill != "teacher":
+        v.fail("distill", cfg.distill, "'teacher' (or left out) when a `teacher` is passed")
 
 
 def _qualname(fn) -> str:
@@ -312,7 +329,7 @@ class _Driver:
     """Holds one run's state between rounds; `run()` resumes from the run folder."""
 
     def __init__(self, build_model, reference, train, val, cfg: IMPConfig, run, initial_model,
-                 verbose):
+                 verbose, teacher=None):
         self.build_model, self.reference = build_model, reference
         self.train, self.val, self.cfg, self.run_dir = train, val, cfg, run
         self.rounds = cfg.total_rounds
@@ -324,7 +341,7 @@ class _Driver:
                           if any(matches(layer, sel) for sel in cfg.exclude)]
         ref = self._wrap(reference, reference)
         self.rates = [select(w.layer, cfg.layer_rates) for w in pruned_layers(ref)]
-        self.initial_model, self.verbose = initial_model, verbose
+        self.initial_model, self.verbose, self.teacher = initial_model, verbose, teacher
         self.printer = RoundPrinter(cfg.metric, self.rounds, verbose)
 
     def _wrap(self, model, source) -> keras.Model:
@@ -447,8 +464,19 @@ class _Driver:
         _set_masks_list(pruned, masks)
         _compile_like(pruned, model, lr)
         epochs = self.cfg.epochs_per_round
-        self._train(pruned, r, epochs, [])
+        self._train(self._trainer(pruned, model, lr), r, epochs, [])
         return pruned, epochs
+
+    def _trainer(self, pruned, model, lr) -> keras.Model:
+        """What `fit` trains in a pruned round: the pruned model, or a `Distiller` around it."""
+        if self.cfg.distill is None:
+            return pruned
+        teacher = self.teacher if self.cfg.distill == "teacher" else self._round_model(0)
+        with pruned.distribute_strategy.scope():
+            distiller = Distiller(pruned, teacher, self.cfg.distill_weight,
+                                  self.cfg.distill_temperature)
+            _compile_like(distiller, model, lr)
+        return distiller
 
     def _prunable_arrays(self, model) -> list[list[np.ndarray]]:
         """Per layer that prune() wraps (same order), the values of its prunable weights."""

@@ -4,7 +4,8 @@ Global magnitude ranking, rate 0.2 per round (output layer 0.1, as in the lotter
 paper), Adam 1.2e-3 with cosine decay to 1.2e-4 over each round, batch 60. Compares weight
 rewinding to initialization, learning-rate rewinding and fine-tuning; prints a markdown table
 (mean ± std over seeds) of validation accuracy per round, the sparsest round within 0.5
-points of the dense model, and the driver's own share of each round's wall time.
+points of the dense model, the driver's own share of each round's wall time and the
+retraining time of each mode (distillation runs the teacher on every batch).
 
     python bench/imp_quality.py --seeds 0 1 2 --rounds 16 --epochs 20 --out bench/imp_quality.json
 """
@@ -27,7 +28,8 @@ import tfimp  # noqa: E402
 from tfimp import data, models  # noqa: E402
 
 OUTPUT = models.lenet_300_100().layers[-1].name
-MODES = {"weight rewinding (init)": "init", "learning-rate rewinding": "lr", "fine-tuning": "none"}
+MODES = {"weight rewinding (init)": "init", "learning-rate rewinding": "lr", "fine-tuning": "none",
+         "learning-rate rewinding + distillation from the dense round": "lr+distill"}
 
 
 def builder(steps_per_round: int):
@@ -44,10 +46,12 @@ def builder(steps_per_round: int):
 def run(mode: str, seed: int, rounds: int, epochs: int, workdir: str) -> list[dict]:
     ds = data.digits(size=28, flatten=True)
     steps = epochs * -(-len(ds.x_train) // 60)
+    rewind, _, distill = mode.partition("+")
     result = tfimp.imp(builder(steps), (ds.x_train, ds.y_train), (ds.x_test, ds.y_test),
                        rounds=rounds,
                        rate=0.2, layer_rates={OUTPUT: 0.1},
-                       epochs_per_round=epochs, batch_size=60, rewind=mode, scope="global",
+                       epochs_per_round=epochs, batch_size=60, rewind=rewind, scope="global",
+                       distill="dense" if distill else None,
                        seed=seed, workdir=workdir, verbose=0)
     return result.history
 
@@ -90,6 +94,15 @@ def overhead(runs: dict) -> str:
             f"{np.median(seconds):.2f} s).")
 
 
+def fit_time_ratios(runs: dict) -> str:
+    """Median retraining time per pruned round of each mode, relative to the first mode."""
+    medians = {label: np.median([row["fit_seconds"] for h in per_seed for row in h[1:]])
+               for label, per_seed in runs.items()}
+    first = next(iter(medians.values()))
+    return "Retraining time per pruned round (median fit seconds; ratio to the first mode): " + \
+        "; ".join(f"{label}: {m:.2f} s ({m / first:.2f}x)" for label, m in medians.items())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -106,7 +119,7 @@ def main() -> None:
         runs[label] = [run(mode, seed, args.rounds, args.epochs, tempfile.mkdtemp())
                        for seed in args.seeds]
         print(f"{label}: done after {time.time() - start:.0f} s", flush=True)
-    text = summarize(runs, args.budget) + "\n\n" + overhead(runs)
+    text = summarize(runs, args.budget) + "\n\n" + overhead(runs) + "\n\n" + fit_time_ratios(runs)
     print(text)
     print(f"\nmachine: {platform.platform()}, {os.cpu_count()} cores; "
           f"total {time.time() - start:.0f} s")

@@ -8,10 +8,12 @@ import gzip
 import io
 import itertools
 import os
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 
+from tfimp._util import tf_logs
 from tfimp._util.io import atomic_write_bytes
 from tfimp.export import _sandbox, quantization as quant_lib
 from tfimp.export.inspect import inspect
@@ -209,8 +211,12 @@ def convert_bytes(model, config: quant_lib.Quantization, sparse: bool, rep=None)
     if config.needs_representative_data:
         converter.representative_dataset = rep
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the temporary export
-            return bytes(converter.convert())
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # Keras prints the temporary export to stdout. The warning is about TF1's
+            # `quantized_input_stats`, which TFLiteConverterV2 never uses.
+            warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected")
+            with tf_logs.held_back_if_quiet():
+                return bytes(converter.convert())
     except Exception as e:
         raise ValueError(f"The TFLite converter failed on model '{model.name}' with "
                          f"quantization='{config.name}', sparse={sparse}: {e}") from None

@@ -2,11 +2,12 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from tfimp.profile import BenchResult, ProfilingError, litert
-from tfimp.profile import _litert_child
+from tfimp.profile import _litert_child, timing
 
 
 def test_figures_of_a_real_run_are_consistent(tiny_tflite):
@@ -48,10 +49,26 @@ def test_percentiles_match_numpy():
     import numpy as np
 
     values = [5.0, 1.0, 9.0, 3.0, 7.0, 2.0]
-    stats = _litert_child.summarize(values)
+    stats = timing.summarize(values)
     assert stats["median_us"] == pytest.approx(np.percentile(values, 50))
     assert stats["p90_us"] == pytest.approx(np.percentile(values, 90))
     assert stats["std_us"] == pytest.approx(np.std(values))
+    assert (stats["min_us"], stats["max_us"]) == (1.0, 9.0)
+
+
+def test_measure_sets_the_warmup_apart():
+    calls = []
+    raw = timing.measure(lambda: calls.append(1), runs=4, warmup=2)
+    assert (len(raw["warmup_us"]), len(raw["times_us"]), len(calls)) == (2, 4, 6)
+    assert all(t >= 0 for t in raw["warmup_us"] + raw["times_us"])
+    with pytest.raises(ValueError, match="Received: runs=0, warmup=1"):
+        timing.measure(lambda: None, runs=0, warmup=1)
+    with pytest.raises(ValueError, match="at least one time"):
+        timing.summarize([])
+
+
+def test_the_child_and_the_parent_share_the_timing_routine():
+    assert Path(_litert_child.timing.__file__) == Path(timing.__file__)
 
 
 @pytest.mark.parametrize("kw, match", [

@@ -35,8 +35,8 @@ def _register_quietly() -> None:
         register_keras_objects()
     except Exception as e:  # a broken tfimp module must not break `import keras`
         warnings.warn(f"tfimp could not register its Keras classes ({type(e).__name__}: {e}); "
-                      "saved pruned models will not load until `import tfimp.sparsity.wrapper` works.",
-                      RuntimeWarning, stacklevel=2)
+                      "saved pruned models will not load until `import "
+                      f"{KERAS_OBJECT_MODULES[0]}` works.", RuntimeWarning, stacklevel=2)
 
 
 def _load_then_register(load) -> None:

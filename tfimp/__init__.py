@@ -10,6 +10,7 @@ Packages: `sparsity` (schedules, masks, the wrapper, prune/strip), `lottery` (th
 import importlib
 
 from tfimp._util.errors import InvalidArgumentError, TfimpError
+from tfimp._util.keras_objects import register_when_keras_loads as _register_when_keras_loads
 
 __version__ = "0.1.0"
 
@@ -51,3 +52,8 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
+
+
+# Saved pruned models name tfimp's Keras classes: register them as soon as Keras is loaded.
+# Last, so that the registering modules see the complete package.
+_register_when_keras_loads()

@@ -7,8 +7,9 @@ its own arguments; this module only dispatches, so `tfimp --help` stays fast.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
+
+from tfimp._util import tf_logs
 
 VERBS = {
     "run": ("tfimp.pipeline.runner", "main", "a recipe end to end: IMP, export, verify, profile"),
@@ -20,15 +21,28 @@ VERBS = {
 }
 
 
+VERBOSE_FLAG = "--verbose"
+
+
 def _usage() -> str:
-    lines = ["usage: tfimp VERB [args]   (tfimp VERB --help for a verb's arguments)", "", "verbs:"]
+    lines = ["usage: tfimp [--verbose] VERB [args]   (tfimp VERB --help for a verb's arguments)",
+             "", "verbs:"]
     lines += [f"  {name:<8} {help_}" for name, (_, _, help_) in VERBS.items()]
+    lines += ["", f"{VERBOSE_FLAG} (anywhere before a lone --): show TensorFlow's C++ log lines, "
+              "which are hidden by default"]
     return "\n".join(lines)
+
+
+def _split_verbose(argv: list[str]) -> tuple[list[str], bool]:
+    """`argv` without `--verbose` (before a lone `--`), and whether it was there."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    kept = [a for a in argv[:end] if a != VERBOSE_FLAG] + argv[end:]
+    return kept, len(kept) != len(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tfimp` console script."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv, verbose = _split_verbose(sys.argv[1:] if argv is None else list(argv))
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
@@ -42,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tfimp: unknown verb {verb!r}; expected one of: {', '.join(VERBS)}", file=sys.stderr)
         print(_usage(), file=sys.stderr)
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not verbose:
+        tf_logs.quiet()  # before the verb's module can load TensorFlow
     module, func, _ = VERBS[verb]
     return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
 

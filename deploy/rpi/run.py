@@ -1,28 +1,27 @@
 #!/usr/bin/env python3
 """Runs the bundled LiteRT model on an input and prints the top-k classes, or JSON.
 
-Needs only numpy and the LiteRT runtime (`pip install -r requirements.txt`).
+Needs only numpy, the LiteRT runtime and Pillow for images (`pip install -r requirements.txt`).
 
     python3 run.py INPUT [INPUT ...] [--top-k K] [--json] [--threads N] [--no-preprocess]
     python3 run.py --check            # verify the model, run it on zeros and random input
-    python3 run.py --bench 100        # latency with the LiteRT interpreter
+    python3 run.py --bench 100        # latency with the LiteRT interpreter, as `tfimp bench`
 
 INPUT, one per model input: an `.npy` array of real values (the manifest's preprocessing and
-quantization are applied; a leading batch axis runs each sample), an image (`.png`, `.pgm`,
-`.ppm` built in; other formats when Pillow is installed), or raw bytes (`.bin`, `.raw`) already
-in the model's input type and shape.
+quantization are applied; a leading batch axis runs each sample), an image (any format Pillow
+reads: .png, .jpg, .pgm, ...), or raw bytes (`.bin`, `.raw`) already in the model's input type
+and shape.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
-import struct
 import sys
 import time
-import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 INSTALL_HINT = "install the bundle's requirements: python3 -m pip install -r requirements.txt"
@@ -35,7 +34,20 @@ def _require(module: str):
         sys.exit(f"error: {sys.executable} has no `{module}`; {INSTALL_HINT}")
 
 
+def _load_timing():
+    """`timing.py` beside this file: tfimp's timing routine, so figures match `tfimp bench`."""
+    spec = importlib.util.spec_from_file_location("bundle_timing", os.path.join(HERE, "timing.py"))
+    module = importlib.util.module_from_spec(spec)
+    writes, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ in the bundle
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = writes
+    return module
+
+
 np = _require("numpy")
+timing = _load_timing()
 IMAGE_EXTENSIONS = (".png", ".pgm", ".ppm", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
@@ -78,105 +90,16 @@ def make_interpreter(path: str, threads: int):
 
 # ---- inputs -------------------------------------------------------------------------------
 
-def _png(data: bytes) -> np.ndarray:
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        raise BundleError("not a PNG file")
-    pos, idat, header = 8, [], None
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        pos += 12 + length
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat.append(body)
-    width, height, depth, color, _, _, interlace = header
-    channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(color)
-    if depth != 8 or channels is None or interlace:
-        raise BundleError("only 8-bit, non-interlaced grey/RGB(A) PNGs are built in; "
-                          "install Pillow for other images")
-    raw = np.frombuffer(zlib.decompress(b"".join(idat)), np.uint8)
-    rows = raw.reshape(height, 1 + width * channels)
-    return _unfilter(rows, channels).reshape(height, width, channels)
-
-
-def _unfilter(rows: np.ndarray, bpp: int) -> np.ndarray:
-    out = np.zeros((rows.shape[0], rows.shape[1] - 1), np.uint8)
-    prev = np.zeros(rows.shape[1] - 1, np.int32)
-    for y, row in enumerate(rows):
-        kind, line = row[0], row[1:].astype(np.int32)
-        if kind == 1:
-            line = np.cumsum(line.reshape(-1, bpp), axis=0).reshape(-1) & 255
-        elif kind == 2:
-            line = (line + prev) & 255
-        elif kind in (3, 4):
-            for i in range(line.size):
-                left = line[i - bpp] if i >= bpp else 0
-                if kind == 3:
-                    line[i] = (line[i] + (left + prev[i]) // 2) & 255
-                else:
-                    upleft = prev[i - bpp] if i >= bpp else 0
-                    line[i] = (line[i] + _paeth(left, prev[i], upleft)) & 255
-        out[y] = line
-        prev = line
-    return out
-
-
-def _paeth(a: int, b: int, c: int) -> int:
-    p = a + b - c
-    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-    return a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-
-
-def _netpbm(data: bytes) -> np.ndarray:
-    fields, pos = [], 0
-    while len(fields) < 4:
-        while data[pos:pos + 1].isspace():
-            pos += 1
-        if data[pos:pos + 1] == b"#":
-            pos = data.index(b"\n", pos)
-            continue
-        end = pos
-        while not data[end:end + 1].isspace():
-            end += 1
-        fields.append(data[pos:end])
-        pos = end
-    magic, width, height, maxval = fields[0], int(fields[1]), int(fields[2]), int(fields[3])
-    if magic not in (b"P5", b"P6") or maxval > 255:
-        raise BundleError("only binary 8-bit PGM (P5) and PPM (P6) are built in")
-    channels = 1 if magic == b"P5" else 3
-    pixels = np.frombuffer(data[pos + 1:pos + 1 + width * height * channels], np.uint8)
-    return pixels.reshape(height, width, channels)
-
-
 def read_image(path: str, height: int, width: int, channels: int) -> np.ndarray:
     """The image as float32 (height, width, channels) with values 0..255."""
+    image = _require("PIL.Image")
     try:
-        from PIL import Image
-    except ImportError:
-        Image = None
-    if Image is not None:
-        with Image.open(path) as img:
+        with image.open(path) as img:
             img = img.convert("L" if channels == 1 else "RGB").resize((width, height))
             pixels = np.asarray(img, np.uint8).reshape(height, width, channels)
-        return pixels.astype(np.float32)
-    with open(path, "rb") as f:
-        data = f.read()
-    if path.lower().endswith(".png"):
-        pixels = _png(data)
-    elif path.lower().endswith((".pgm", ".ppm")):
-        pixels = _netpbm(data)
-    else:
-        raise BundleError(f"{path}: install Pillow (`pip install pillow`) to read this format")
-    if pixels.shape[2] in (2, 4):
-        pixels = pixels[..., :-1]
-    if pixels.shape[2] == 3 and channels == 1:
-        pixels = (pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114]))[..., None]
-    elif pixels.shape[2] == 1 and channels == 3:
-        pixels = np.repeat(pixels, 3, axis=2)
-    rows = np.arange(height) * pixels.shape[0] // height
-    cols = np.arange(width) * pixels.shape[1] // width
-    return pixels[rows][:, cols].astype(np.float32)
+    except OSError as e:
+        raise BundleError(f"{path}: not an image that Pillow can read ({e})") from None
+    return pixels.astype(np.float32)
 
 
 def read_input(path: str, spec: dict) -> tuple[np.ndarray, bool]:
@@ -300,20 +223,12 @@ def check(interpreter, manifest: dict, path: str) -> dict:
     return report
 
 
-def bench(interpreter, manifest: dict, runs: int) -> dict:
-    batches = synthetic(manifest, "random")
-    for detail, batch in zip(interpreter.get_input_details(), batches):
+def bench(interpreter, manifest: dict, runs: int, warmup: int) -> dict:
+    """Latency on random input: `warmup` runs set apart, then `runs` timed ones (us)."""
+    for detail, batch in zip(interpreter.get_input_details(), synthetic(manifest, "random")):
         interpreter.set_tensor(detail["index"], batch)
-    interpreter.invoke()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter_ns()
-        interpreter.invoke()
-        times.append((time.perf_counter_ns() - start) / 1000.0)
-    times.sort()
-    return {"runs": runs, "median_us": times[len(times) // 2],
-            "p90_us": times[min(len(times) - 1, int(0.9 * len(times)))],
-            "avg_us": sum(times) / len(times), "min_us": times[0]}
+    raw = timing.measure(interpreter.invoke, runs, warmup)
+    return {"runs": runs, "warmup": warmup, **timing.summarize(raw["times_us"])}
 
 
 def _version(text: str) -> tuple:
@@ -345,12 +260,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="verify the model and run it on zeros and random input")
     parser.add_argument("--bench", type=int, metavar="RUNS", default=0,
                         help="time RUNS inferences on random input")
+    parser.add_argument("--warmup", type=int, default=5,
+                        help="untimed inferences before --bench's (default 5, as `tfimp bench`)")
     parser.add_argument("--bundle", default=HERE, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not (args.inputs or args.check or args.bench):
         parser.error("give an input file, --check or --bench RUNS")
-    if args.top_k < 1 or args.threads < 1 or args.bench < 0:
-        parser.error("--top-k and --threads must be >= 1, --bench >= 0")
+    if args.top_k < 1 or args.threads < 1 or args.bench < 0 or args.warmup < 0:
+        parser.error("--top-k and --threads must be >= 1, --bench and --warmup >= 0")
     return args
 
 
@@ -384,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"warning: {warning}", file=sys.stderr)
             return 0 if report["ok"] else 1
         if args.bench:
-            print(json.dumps(bench(interpreter, manifest, args.bench)))
+            print(json.dumps(bench(interpreter, manifest, args.bench, args.warmup)))
             return 0
         batches = prepare(args.inputs, manifest, args.preprocess)
         report_results(run_samples(interpreter, manifest, batches), manifest, args)

@@ -3,10 +3,9 @@
 import importlib.util
 import json
 import os
-import struct
 import subprocess
 import sys
-import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,49 +92,36 @@ def test_raw_input_is_taken_as_is(rpi_bundle, tmp_path):
     assert proc.returncode == 2 and "do not fill samples of shape [8, 8, 1]" in proc.stderr
 
 
-def _png(pixels: np.ndarray, filters) -> bytes:
-    """A PNG of 8-bit grey pixels, each row encoded with the given filter type."""
-    h, w = pixels.shape
-    raw, prev = b"", np.zeros(w, np.int32)
-    for y in range(h):
-        row = pixels[y].astype(np.int32)
-        left = np.concatenate([[0], row[:-1]])
-        upleft = np.concatenate([[0], prev[:-1]])
-        pred = {0: 0, 1: left, 2: prev, 3: (left + prev) // 2}.get(filters[y % len(filters)])
-        if pred is None:
-            p = left + prev - upleft
-            pa, pb, pc = abs(p - left), abs(p - prev), abs(p - upleft)
-            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, upleft))
-        raw += bytes([filters[y % len(filters)]]) + ((row - pred) & 255).astype(np.uint8).tobytes()
-        prev = row
-
-    def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-
-
-def test_builtin_png_decoder_handles_every_filter(rpi_bundle, tmp_path):
-    run = _load_run_module(rpi_bundle)
-    pixels = np.random.default_rng(7).integers(0, 256, (10, 8)).astype(np.uint8)
-    data = _png(pixels, filters=[0, 1, 2, 3, 4])
-    np.testing.assert_array_equal(run._png(data)[..., 0], pixels)
+def test_image_input_is_resized_normalized_and_quantized(rpi_bundle, tmp_path):
     from PIL import Image
 
-    (tmp_path / "img.png").write_bytes(data)
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "img.png")), pixels)
-
-
-def test_image_input_is_resized_normalized_and_quantized(rpi_bundle, tmp_path):
     m = read_manifest(rpi_bundle)
     pixels = np.random.default_rng(8).integers(0, 256, (8, 8)).astype(np.uint8)
-    (tmp_path / "img.png").write_bytes(_png(pixels, filters=[4, 1]))
-    proc = _run(rpi_bundle, tmp_path / "img.png", "--json")
-    assert proc.returncode == 0, proc.stderr
     expected = _litert(rpi_bundle, _quantize(pixels.reshape(1, 8, 8, 1) / 255.0, m["inputs"][0]))
-    np.testing.assert_allclose(json.loads(proc.stdout)["samples"][0]["outputs"][0], expected,
-                               atol=1e-6)
+    for name in ("img.png", "img.pgm", "img.bmp"):
+        Image.fromarray(pixels).save(tmp_path / name)
+        proc = _run(rpi_bundle, tmp_path / name, "--json")
+        assert proc.returncode == 0, proc.stderr
+        np.testing.assert_allclose(json.loads(proc.stdout)["samples"][0]["outputs"][0],
+                                   expected, atol=1e-6)
+
+
+def test_an_unreadable_image_is_an_error_not_a_traceback(rpi_bundle, tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    proc = _run(rpi_bundle, tmp_path / "broken.png")
+    assert proc.returncode == 2 and "not an image that Pillow can read" in proc.stderr
+
+
+def test_run_py_times_with_the_profilers_routine(rpi_bundle):
+    from tfimp.profile import timing
+
+    assert (rpi_bundle / "timing.py").read_text() == Path(timing.__file__).read_text()
+    proc = _run(rpi_bundle, "--bench", "7", "--warmup", "2", "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)
+    assert set(figures) == {"runs", "warmup", *timing.summarize([1.0])}
+    assert (figures["runs"], figures["warmup"]) == (7, 2)
+    assert figures["min_us"] <= figures["median_us"] <= figures["p90_us"] <= figures["max_us"]
 
 
 def test_a_changed_model_is_refused(rpi_bundle, tmp_path):
@@ -162,10 +148,10 @@ def test_bench_script_runs_the_litert_benchmark(rpi_bundle):
     assert "benchmark_model not found" in proc.stdout
 
 
-def test_requirements_are_only_the_runtime_and_numpy(rpi_bundle):
+def test_requirements_are_only_the_runtime_numpy_and_pillow(rpi_bundle):
     names = [line.split(">")[0].split("=")[0].strip()
              for line in (rpi_bundle / "requirements.txt").read_text().splitlines() if line]
-    assert names == ["ai-edge-litert", "numpy"]
+    assert names == ["ai-edge-litert", "numpy", "pillow"]
     from importlib.metadata import version
 
     major_minor = ".".join(version("ai-edge-litert").split(".")[:2])
@@ -184,7 +170,8 @@ def test_runs_in_a_fresh_virtualenv_with_only_its_requirements(rpi_bundle, tmp_p
     listed = subprocess.run([str(py), "-m", "pip", "list", "--format=json"], capture_output=True,
                             text=True, check=True).stdout
     installed = {p["name"].lower() for p in json.loads(listed)}
-    assert "ai-edge-litert" in installed and not installed & {"tensorflow", "tfimp", "keras"}
+    assert {"ai-edge-litert", "pillow"} <= installed
+    assert not installed & {"tensorflow", "tfimp", "keras"}
     proc = _run(rpi_bundle, "--check", python=str(py))
     assert proc.returncode == 0 and proc.stdout.startswith("OK:"), proc.stderr
     np.save(tmp_path / "x.npy", np.full((8, 8, 1), 128.0, np.float32))

@@ -42,3 +42,23 @@ def test_cli_json_and_errors(tiny_tflite, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert main([tiny_tflite, "--runs", "0"]) == 2
     assert "Received: runs=0" in capsys.readouterr().err
+
+
+def test_plot_leaves_the_backend_and_pyplot_alone(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    from matplotlib import pyplot
+
+    from tfimp.profile.compare import Comparison, Latency, ModelRow
+
+    lat = (Latency(1, True, 10.0, 12.0),)
+    rows = (ModelRow("a.tflite", 100, 80, lat, 1000), ModelRow("b.tflite", 50, 30, lat, None))
+    before = matplotlib.get_backend()
+    matplotlib.use("template")  # a notebook's backend stands in for any non-Agg one
+    try:
+        open_figures = pyplot.get_fignums()
+        Comparison(rows, runs=3).plot(tmp_path / "c.png")
+        assert matplotlib.get_backend() == "template"
+        assert pyplot.get_fignums() == open_figures
+    finally:
+        matplotlib.use(before)
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

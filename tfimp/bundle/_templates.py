@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from pathlib import Path
 
+from tfimp._util.resources import data_folder
+
 _FIELD = re.compile(r"\{\{\s*(\w+)\s*\}\}")
-ENV_VAR = "TFIMP_DEPLOY_TEMPLATES"
 
 
 def template_root() -> Path:
-    """The `deploy/` folder: `$TFIMP_DEPLOY_TEMPLATES`, the source tree's, or the installed one.
-
-    A wheel installs the templates as data files under `<prefix>/share/tfimp/deploy`.
-    """
-    candidates = [Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else [
-        Path(__file__).resolve().parents[2] / "deploy",
-        Path(sys.prefix) / "share" / "tfimp" / "deploy",
-    ]
-    for root in candidates:
-        if (root / "rpi").is_dir():
-            return root
-    raise FileNotFoundError(
-        f"The bundle templates were not found in {[str(c) for c in candidates]}. Set {ENV_VAR} "
-        "to the `deploy/` folder of a tfimp source tree.")
+    """The `deploy/` folder of templates (installed as the package `tfimp.deploy`)."""
+    return data_folder("tfimp.deploy", "deploy")
 
 
 def render(text: str, values: dict) -> str:

@@ -12,9 +12,11 @@ from tfimp._util.errors import TfimpError
 from tfimp.bundle import micro_files
 from tfimp.bundle._templates import render_file, template_root
 from tfimp.bundle.kotlin import kotlin_sample
+from tfimp.profile import timing
 
 LITERT_FALLBACK_REQUIREMENT = ">=1.2"
 NUMPY_REQUIREMENT = ">=1.23"
+PILLOW_REQUIREMENT = ">=9.0"
 LITERT_ANDROID_VERSION = "1.4.0"
 DEFAULT_THREADS = 4
 DEFAULT_RUNS = 50
@@ -119,8 +121,11 @@ class Rpi(Target):
         if ctx.profile:
             ctx.manifest["profile"] = litert_profile(ctx.model)
         values = readme_values(ctx.manifest)
-        values.update(litert_spec=litert_requirement(), numpy_spec=NUMPY_REQUIREMENT)
+        values.update(litert_spec=litert_requirement(), numpy_spec=NUMPY_REQUIREMENT,
+                      pillow_spec=PILLOW_REQUIREMENT)
         _copy_template("rpi", "run.py", stage, executable=True)
+        # run.py --bench times and summarizes with the profiler's own routine.
+        shutil.copyfile(timing.__file__, stage / "timing.py")
         for name in ("requirements.txt", "bench.sh", "README.md"):
             (stage / name).write_text(render_file("rpi", name, values))
         os.chmod(stage / "bench.sh", 0o755)

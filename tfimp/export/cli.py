@@ -47,12 +47,14 @@ def export_main(argv: list[str]) -> int:
     args = _export_parser().parse_args(argv)
     import keras
 
+    from tfimp._util.keras_objects import register_keras_objects
     from tfimp.export import quantization as q
     from tfimp.export.convert import to_tflite
 
     if not os.path.isfile(args.model):
         print(f"tfimp export: no such model file: {args.model}", file=sys.stderr)
         return 2
+    register_keras_objects()  # a pruned model names tfimp's wrapper and constraint
     model = keras.models.load_model(args.model, compile=False)
     flatten = len(model.inputs[0].shape) == 2
     config = q.Int8(integer_io=True) if args.integer_io else q.get(args.quantization)

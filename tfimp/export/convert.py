@@ -8,12 +8,14 @@ import gzip
 import io
 import itertools
 import os
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 
+from tfimp._util import tf_logs
 from tfimp._util.io import atomic_write_bytes
-from tfimp.export import _sandbox, quantization as quant_lib
+from tfimp.export import _sandbox, quantization as quant_lib, recurrent
 from tfimp.export.inspect import inspect
 from tfimp.export.report import Candidate, ExportReport
 from tfimp.export.verify import Verification, VerificationError, verify as verify_fn
@@ -74,6 +76,7 @@ def to_tflite(
     ...                 representative_data=x[:256], sparse="auto", verify=(x_val, y_val))
     """
     model = _plain_model(model)
+    recurrent.check_exportable(model)
     config = quant_lib.get(quantization)
     if not isinstance(sparse, (bool, str)) or sparse not in _SPARSE_CHOICES:
         raise ValueError(
@@ -202,6 +205,7 @@ def convert_bytes(model, config: quant_lib.Quantization, sparse: bool, rep=None)
     """The converter's .tflite bytes for `model` with one quantization and sparse setting."""
     import tensorflow as tf
 
+    recurrent.check_exportable(model)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     config.configure(converter, tf)
     if sparse:
@@ -209,8 +213,12 @@ def convert_bytes(model, config: quant_lib.Quantization, sparse: bool, rep=None)
     if config.needs_representative_data:
         converter.representative_dataset = rep
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the temporary export
-            return bytes(converter.convert())
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # Keras prints the temporary export to stdout. The warning is about TF1's
+            # `quantized_input_stats`, which TFLiteConverterV2 never uses.
+            warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected")
+            with tf_logs.held_back_if_quiet(), recurrent.unrolled(model):
+                return bytes(converter.convert())
     except Exception as e:
         raise ValueError(f"The TFLite converter failed on model '{model.name}' with "
                          f"quantization='{config.name}', sparse={sparse}: {e}") from None

@@ -26,9 +26,9 @@ from typing import Any
 
 from tfimp._util import validate as v
 from tfimp._util.errors import InvalidArgumentError
+from tfimp._util.resources import data_folder
 from tfimp.lottery.config import IMPConfig
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent.parent / "recipes"
 _OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 _LR_SCHEDULES = ("constant", "cosine")
 # Keys that moved: the IMP section is the `IMPConfig` that `tfimp.imp` takes.
@@ -450,9 +450,14 @@ def _type_name(kind) -> str:
             str: "a string"}.get(kind, str(kind))
 
 
+def recipes_dir() -> Path:
+    """The folder of the bundled recipes (`recipes/`, installed as `tfimp.recipes`)."""
+    return data_folder("tfimp.recipes", "recipes")
+
+
 def available() -> list[str]:
     """Names of the recipes in the `recipes/` folder."""
-    return sorted(p.stem for p in RECIPES_DIR.glob("*.py") if not p.stem.startswith("_"))
+    return sorted(p.stem for p in recipes_dir().glob("*.py") if not p.stem.startswith("_"))
 
 
 def load_recipe(name_or_path: str | os.PathLike) -> Recipe:
@@ -465,7 +470,7 @@ def load_recipe(name_or_path: str | os.PathLike) -> Recipe:
     text = os.fspath(name_or_path)
     path = Path(text)
     if not (text.endswith(".py") or os.sep in text or "/" in text):
-        path = RECIPES_DIR / f"{text}.py"
+        path = recipes_dir() / f"{text}.py"
         if not path.is_file():
             raise ValueError(f"Argument `recipe` must be a recipe name or a .py file. "
                              f"Received: recipe={text!r}; recipes: {', '.join(available())}")

@@ -2,15 +2,16 @@
 
 Run as `python -m tfimp.profile._litert_child --model M.tflite` or as a plain script
 (`python _litert_child.py ...`, as on a remote board): it needs only the standard library,
-numpy and ai-edge-litert. It prints the `benchmark_model` timing line and then one line
+numpy, ai-edge-litert and `timing.py` beside it (the timing routine that `run.py --bench` of
+the Raspberry Pi bundle shares). It prints the `benchmark_model` timing line and then one line
 `TFIMP_RESULT {json}` with the raw per-run timings and the memory figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
-import math
 import os
 import resource
 import sys
@@ -24,27 +25,16 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
     sys.path.pop(0)
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100) of `values`, linearly interpolated like numpy's default."""
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100.0
-    lo = math.floor(k)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (k - lo) * (ordered[hi] - ordered[lo])
+def _load_timing():
+    """`timing.py` from this file's folder (tfimp/profile, or the board's copy beside it)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "timing.py")
+    spec = importlib.util.spec_from_file_location("tfimp_profile_timing", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def summarize(times_us: list[float]) -> dict:
-    """avg, median, p90, std (population, as `benchmark_model`), min and max of run times."""
-    n = len(times_us)
-    avg = sum(times_us) / n
-    return {
-        "avg_us": avg,
-        "median_us": percentile(times_us, 50),
-        "p90_us": percentile(times_us, 90),
-        "std_us": math.sqrt(sum((t - avg) ** 2 for t in times_us) / n),
-        "min_us": min(times_us),
-        "max_us": max(times_us),
-    }
+timing = _load_timing()
 
 
 def _status_kb(key: str) -> int | None:
@@ -107,15 +97,6 @@ def _fill_inputs(interpreter, seed: int = 0) -> None:
         interpreter.set_tensor(detail["index"], data)
 
 
-def _time_runs(interpreter, n: int) -> list[float]:
-    clock, invoke, times = time.perf_counter_ns, interpreter.invoke, []
-    for _ in range(n):
-        start = clock()
-        invoke()
-        times.append((clock() - start) / 1000.0)
-    return times
-
-
 def benchmark(model: str, threads: int, runs: int, warmup: int, xnnpack: bool) -> dict:
     """Loads `model`, runs `warmup` then `runs` timed inferences; returns the raw figures."""
     import ai_edge_litert.interpreter  # noqa: F401  (import cost stays out of the figures)
@@ -128,12 +109,9 @@ def benchmark(model: str, threads: int, runs: int, warmup: int, xnnpack: bool) -
     init_us = (time.perf_counter_ns() - start) / 1000.0
     mem_init = max(0, _current_rss_bytes() - rss_start)
     _fill_inputs(interpreter)
-    warmup_us = _time_runs(interpreter, warmup)
-    times_us = _time_runs(interpreter, runs)
     return {
         "init_us": init_us,
-        "warmup_us": warmup_us,
-        "times_us": times_us,
+        **timing.measure(interpreter.invoke, runs, warmup),
         "mem_init_bytes": mem_init,
         "mem_increase_bytes": max(0, _peak_rss_bytes() - rss_start),
     }
@@ -164,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     warm = raw["warmup_us"]
-    stats = summarize(raw["times_us"])
+    stats = timing.summarize(raw["times_us"])
     print(f"Inference timings in us: Init: {raw['init_us']:.0f}, "
           f"First inference: {warm[0]:.0f}, Warmup (avg): {sum(warm) / len(warm):.0f}, "
           f"Inference (avg): {stats['avg_us']:.1f}")

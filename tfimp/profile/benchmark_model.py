@@ -16,7 +16,12 @@ from pathlib import Path
 
 from tfimp._util.validate import model_file, positive_int, positive_number
 from tfimp.profile.benchmark_output import parse_benchmark_output
-from tfimp.profile.litert import CHILD_SCRIPT, child_command, result_from_child_output
+from tfimp.profile.litert import (
+    CHILD_SCRIPT,
+    TIMING_SCRIPT,
+    child_command,
+    result_from_child_output,
+)
 from tfimp.profile.result import BenchResult, ProfilingError, run_checked
 from tfimp.profile.targets import AdbTarget, LocalTarget, SshTarget, parse_target
 
@@ -123,7 +128,8 @@ def _run_ssh(target: SshTarget, model: Path, binary, flags, timeout: float, lite
         if exe is not None:
             done = _ssh(target, [exe, *flags(f"{rdir}/model.tflite")], timeout)
             return done.stdout + done.stderr, "benchmark_model"
-        _scp(target, CHILD_SCRIPT, f"{rdir}/{CHILD_SCRIPT.name}", timeout)
+        for script in (CHILD_SCRIPT, TIMING_SCRIPT):
+            _scp(target, script, f"{rdir}/{script.name}", timeout)
         cmd = child_command(target.python, f"{rdir}/{CHILD_SCRIPT.name}",
                             f"{rdir}/model.tflite", **litert_args)
         done = _ssh(target, cmd, timeout)

@@ -104,14 +104,13 @@ class Comparison:
         Raises:
             ImportError: matplotlib is not installed (`pip install tfimp[plots]`).
         """
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         ratios = self.ratios()
         names = list(ratios[0])
-        fig, ax = plt.subplots(figsize=(max(6, len(names) * 0.9), 4))
+        # A bare Figure draws with Agg without touching pyplot's state or the session's backend.
+        fig = Figure(figsize=(max(6, len(names) * 0.9), 4))
+        ax = fig.subplots()
         width = 0.8 / len(self.rows)
         for i, (row, r) in enumerate(zip(self.rows, ratios)):
             xs = [j + i * width for j in range(len(names))]
@@ -126,7 +125,6 @@ class Comparison:
         folder = os.path.dirname(os.path.abspath(path))
         with tempfile.NamedTemporaryFile(dir=folder, suffix=".png", delete=False) as tmp:
             fig.savefig(tmp.name, dpi=100)
-        plt.close(fig)
         os.replace(tmp.name, path)
         return str(path)
 

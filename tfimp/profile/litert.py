@@ -6,11 +6,13 @@ import json
 import sys
 from pathlib import Path
 
-from tfimp.profile import _litert_child
 from tfimp._util.validate import model_file, positive_int, positive_number
+from tfimp.profile import _litert_child, timing
 from tfimp.profile.result import BenchResult, ProfilingError, run_checked
 
 CHILD_SCRIPT = Path(_litert_child.__file__)
+# The child loads the timing routine from beside it; a board gets both files.
+TIMING_SCRIPT = Path(timing.__file__)
 
 
 def child_command(python: str, script: str, model: str, threads: int, runs: int, warmup: int,
@@ -32,7 +34,7 @@ def result_from_child_output(stdout: str, *, model: str, target: str, threads: i
     return BenchResult(
         model=model, tool=tool, target=target, threads=threads, xnnpack=xnnpack,
         runs=len(times), warmup_runs=len(warm), init_us=raw["init_us"], first_us=warm[0],
-        warmup_avg_us=sum(warm) / len(warm), **_litert_child.summarize(times),
+        warmup_avg_us=sum(warm) / len(warm), **timing.summarize(times),
         mem_init_bytes=raw["mem_init_bytes"], mem_increase_bytes=raw["mem_increase_bytes"],
         raw_output=raw_output,
     )

@@ -1,0 +1,1 @@
+"""Device bundle templates (android/, rpi/, micro/), installed as the package `tfimp.deploy`."""

@@ -177,9 +177,14 @@ def plan(model, compression: str = "auto", lut_bits: int | None = None) -> dict:
     "pruning" and "lut" use that encoding wherever it makes the tensor smaller; "auto" takes
     per tensor the one that stores the fewest bytes. Tensors left dense are not listed.
     """
+    return plan_of(tensor_options(model, lut_bits), compression, lut_bits)
+
+
+def plan_of(options, compression: str = "auto", lut_bits: int | None = None) -> dict:
+    """`plan` from the options `tensor_options` returned."""
     allowed = _allowed(compression)
     chosen = {}
-    for o in tensor_options(model, lut_bits):
+    for o in options:
         best = o.best(allowed)
         if best != "none":
             chosen[(o.subgraph, o.index)] = Lut(lut_bits) if best == "lut" else "pruning"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from micro_models import images, int8_bytes, sparse_cnn, sparse_mlp
 
-from tfimp.export import MicroCompression, inspect, run_micro, to_micro
+from tfimp.export import MicroCompression, inspect, run_micro, to_micro, to_tflite
 from tfimp.export import tflm_compression as tc
 from tfimp.export.micro import MicroError
 from tfimp.profile.micro import MicroBoard
@@ -97,10 +97,12 @@ def test_a_compressed_model_is_kept_and_checked(mlp, tmp_path):
 
 def test_bad_input_is_refused_before_anything_is_written(mlp, tmp_path):
     data, x = mlp
-    float_model = __import__("tfimp.export", fromlist=["to_tflite"]).to_tflite(
-        sparse_mlp(sizes=(16, 8, 4))).model_bytes
+    float_model = to_tflite(sparse_mlp(sizes=(16, 8, 4))).model_bytes
     with pytest.raises(MicroError, match=r"float weights[\s\S]*Int8\(integer_io=True\)"):
         to_micro(float_model, tmp_path / "f", compression="pruning")
+    sparse = to_tflite(sparse_mlp(zeros=0.9, sizes=(32, 16, 4)), sparse=True).model_bytes
+    with pytest.raises(MicroError, match="no DENSIFY op"):
+        to_micro(sparse, tmp_path / "s", compression="auto")
     dense = int8_bytes(sparse_mlp(zeros=0.0, sizes=(32, 16, 4)),
                        np.random.default_rng(0).random((8, 32)).astype("float32"))
     with pytest.raises(MicroError, match="applies to no tensor.*tfimp.prune"):

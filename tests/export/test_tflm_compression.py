@@ -64,6 +64,9 @@ def test_pruning_and_lut_mix_in_one_model(clustered_cnn):
     _same_in_tflm(data, mixed.data, x)
     assert {t.name: t.encoding for t in tc.read_encodings(mixed.data)} == {
         t.name: t.encoding for t in mixed.tensors}
+    info = inspect(mixed.data)
+    assert {info.tensor(t.name).encoding for t in mixed.tensors} == {"tflm-pruning", "tflm-lut"}
+    assert sum(t.encoding == "tflm-ancillary" for t in info.tensors) == 4
 
 
 def test_per_tensor_dense_weights_and_biases(cnn):

@@ -73,6 +73,11 @@ def test_board_gets_the_smallest_model_that_fits(mlp, tmp_path):
     assert squeezed.flash_bytes < art.model_bytes < none.flash_bytes
     kept = [t for t in art.tensors if t.encoding == "none" and t.dense_bytes > 4096]
     assert kept, "the largest kernel goes back to plain storage"
+    # The dense model fits too, but a partly compressed one is smaller.
+    roomy = MicroBoard("roomy", ram_bytes=board.ram_bytes, flash_bytes=none.flash_bytes,
+                       core="test", source="test")
+    auto = to_micro(data, tmp_path / "auto", inputs=x, compression="auto", board=roomy)
+    assert "fitted to roomy" in auto.compression and auto.model_bytes < none.flash_bytes
 
 
 def test_nothing_fits_refuses_with_figures_and_writes_nothing(mlp, tmp_path):

@@ -135,10 +135,11 @@ class _Trials:
         self.by_plan.setdefault(key, row)
         return row
 
-    def run(self, name: str, plan: dict, note: str = "") -> MicroEncoding:
-        """Builds `plan`, runs it in TFLM and checks it bit for bit; reuses equal plans."""
+    def run(self, name: str, plan: dict, empty_note: str = "") -> MicroEncoding:
+        """Builds `plan`, runs it in TFLM and checks it bit for bit; reuses equal plans.
+        An empty plan gives a row with `empty_note` and no figures."""
         if not plan:
-            row = MicroEncoding(name, None, None, None, None, note=note)
+            row = MicroEncoding(name, None, None, None, None, note=empty_note)
             self.rows.append(row)
             return row
         key = tuple(sorted((k, repr(v)) for k, v in plan.items()))
@@ -152,7 +153,7 @@ class _Trials:
         size = arena_with_margin(run.arena_bytes, self.margin)
         flash = compressed.flash_bytes
         row = MicroEncoding(name, flash, run.arena_bytes, size, True, compressed.tensors,
-                            _fits(self.board, flash, size), note)
+                            _fits(self.board, flash, size))
         return self._add(row, compressed.data, key)
 
 
@@ -212,7 +213,7 @@ def choose(source: bytes, compression: MicroCompression, board, xs, reference: M
                              f"model: {trials.rows[-1].note}.")
     chosen = min(built, key=lambda r: (r.flash_bytes, r.arena_bytes))
     if board is not None:
-        chosen = _fit(trials, built, chosen, compression)
+        chosen = _fit(trials, chosen, compression)
     return Choice(trials.data[chosen.name], chosen, tuple(trials.rows))
 
 
@@ -237,33 +238,30 @@ def keep(data: bytes, source: bytes, xs, reference: MicroRun, margin: float, boa
     return Choice(data, row, tuple(trials.rows))
 
 
-def _fit(trials: _Trials, built, chosen: MicroEncoding, compression) -> MicroEncoding:
-    fitting = [r for r in built if r.fits]
-    if fitting:
-        return min(fitting, key=lambda r: (r.flash_bytes, r.arena_bytes))
+def _fit(trials: _Trials, chosen: MicroEncoding, compression) -> MicroEncoding:
+    """The smallest model that fits the board, relaxing `chosen` (the smallest) if needed."""
     board = trials.board
-    if chosen.flash_bytes <= board.flash_bytes:
-        relaxed = _relax(trials, chosen, compression)
-        if relaxed is not None:
-            return relaxed
-    raise MicroError(_no_fit_message(trials.rows, board))
+    if not chosen.fits and chosen.flash_bytes <= board.flash_bytes:
+        _relax(trials, chosen, compression)
+    fitting = [r for r in trials.rows if r.fits]
+    if not fitting:
+        raise MicroError(_no_fit_message(trials.rows, board))
+    return min(fitting, key=lambda r: (r.flash_bytes, r.arena_bytes))
 
 
-def _relax(trials: _Trials, start: MicroEncoding, compression) -> MicroEncoding | None:
-    """Gives the largest decoded tensors back to plain storage until the arena fits."""
-    kept = {(o.name): o for o in trials.options if not o.reason}
+def _relax(trials: _Trials, start: MicroEncoding, compression) -> None:
+    """Gives the largest decoded tensors back to plain storage, one at a time, until the model
+    fits the board or outgrows its flash."""
+    options = {o.name: o for o in trials.options if not o.reason}
     encoded = sorted((t for t in start.tensors if t.encoding != "none"),
                      key=lambda t: -t.decoded_bytes)
-    plan = {(kept[t.name].subgraph, kept[t.name].index):
+    plan = {(options[t.name].subgraph, options[t.name].index):
             tc.Lut(compression.lut_bits) if t.encoding == "lut" else "pruning" for t in encoded}
     for k, tensor in enumerate(encoded[:-1], start=1):
-        plan.pop((kept[tensor.name].subgraph, kept[tensor.name].index))
+        plan.pop((options[tensor.name].subgraph, options[tensor.name].index))
         row = trials.run(f"{start.name} fitted to {trials.board.name} ({k} kept dense)", plan)
-        if row.flash_bytes > trials.board.flash_bytes:
-            return None
-        if row.fits:
-            return row
-    return None
+        if row.fits or row.flash_bytes > trials.board.flash_bytes:
+            return
 
 
 def _no_fit_message(rows, board) -> str:

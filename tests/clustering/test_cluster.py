@@ -142,5 +142,27 @@ def test_errors_name_the_fix():
 
     sub = Sub()
     sub(np.zeros((1, 3), "float32"))
-    with pytest.raises(ValueError, match="subclassed model"):
+    with pytest.raises(ValueError, match="does not rebuild from its config.*get_config"):
         cluster(sub, clusters=2)
+
+
+def test_subclassed_models_that_rebuild_from_config_are_copied():
+    @keras.saving.register_keras_serializable(package="tfimp_test")
+    class Tiny(keras.Model):
+        def __init__(self, units=6, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.d = keras.layers.Dense(units)
+
+        def call(self, x):
+            return self.d(x)
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    model = Tiny()
+    model(np.zeros((1, 5), "float32"))
+    before = keras.ops.convert_to_numpy(model.d.kernel).copy()
+    out = cluster(model, clusters=3)
+    assert out is not model and np.unique(keras.ops.convert_to_numpy(out.d.kernel)).size == 3
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.d.kernel), before)

@@ -15,10 +15,10 @@ from collections.abc import Iterable
 import keras
 import numpy as np
 
-from tfimp import pruning
 from tfimp.clustering.constraint import ClusterConstraint
 from tfimp.clustering.kmeans import INITS, Clustered, cluster_array
-from tfimp.wrappers import is_prunable, prunable_weights
+from tfimp.sparsity import engine
+from tfimp.sparsity.registry import is_prunable, prunable_weights
 
 
 def _check_flag(name: str, value) -> bool:
@@ -29,10 +29,10 @@ def _check_flag(name: str, value) -> bool:
 
 def _targets(model, exclude) -> Iterable[tuple]:
     """(layer, variable) pairs of the prunable weights of layers not excluded."""
-    for layer in pruning._walk(model):
+    for layer in engine.walk_layers(model):
         if isinstance(layer, keras.Model) or not is_prunable(layer):
             continue
-        if any(pruning._matches(layer, sel) for sel in exclude):
+        if any(engine.matches(layer, sel) for sel in exclude):
             continue
         for var in prunable_weights(layer):
             yield layer, var
@@ -48,13 +48,22 @@ def _channels_last(layer, var) -> tuple[int, ...]:
 
 
 def _copy(model) -> keras.Model:
-    if pruning.is_pruned(model):
-        return pruning.strip(model)
-    if not pruning._is_graph_model(model):
-        raise ValueError(f"Argument `model` ('{model.name}', {type(model).__name__}) is a "
-                         "subclassed model, which Keras cannot copy; tfimp.cluster returns a "
-                         "new model. Build it as a Sequential or functional model.")
-    return keras.models.clone_model(model, clone_function=pruning._copy_layer, recursive=True)
+    graph = engine._is_graph_model(model)
+    if engine.is_pruned(model):
+        if not graph:
+            raise ValueError(f"Argument `model` ('{model.name}') is a subclassed model pruned in "
+                             "place; tfimp.cluster returns a new model and leaves its input "
+                             "alone. Strip it first (tfimp.strip(model)) and cluster the result.")
+        return engine.strip(model)
+    if not graph:
+        try:
+            return engine._copy_subclassed(model)
+        except ValueError:
+            raise ValueError(f"Argument `model` ('{model.name}', {type(model).__name__}) is a "
+                             "subclassed model that does not rebuild from its config, so "
+                             "tfimp.cluster cannot copy it (it returns a new model). Implement "
+                             "get_config() and from_config() on the class.") from None
+    return keras.models.clone_model(model, clone_function=engine._copy_layer, recursive=True)
 
 
 def cluster(
@@ -77,7 +86,8 @@ def cluster(
     `model` itself is not modified.
 
     Args:
-        model: a built Keras 3 Sequential or functional model, plain or pruned.
+        model: a built Keras 3 model, plain or pruned (a subclassed one must copy through its
+            config, and be stripped first if it was pruned in place).
         clusters: shared values per tensor (per channel), zero included; >= 2.
         per_channel: cluster each output channel on its own (use it with per-channel int8
             quantization, TFLite's default, where each channel has its own LUT).
@@ -86,10 +96,10 @@ def cluster(
         seed: seed of "kmeans++" (the result is deterministic for a seed).
 
     Raises:
-        ValueError: bad arguments, a subclassed model, or a tensor with fewer distinct
-            non-zero values than `clusters` asks to share.
+        ValueError: bad arguments, a model that cannot be copied, or a tensor with fewer
+            distinct non-zero values than `clusters` asks to share.
     """
-    pruning._check_model(model)
+    engine.check_model(model)
     _check_flag("per_channel", per_channel)
     if init not in INITS:
         raise ValueError(f"Argument `init` must be one of {list(INITS)}. Received: init={init!r}")
@@ -110,7 +120,7 @@ def cluster(
 
 def _selectors(model, exclude) -> tuple:
     exclude = tuple(exclude) if not isinstance(exclude, (str, type)) else (exclude,)
-    pruning._check_selectors(model, exclude, "exclude")
+    engine.check_selectors(model, exclude, "exclude")
     return exclude
 
 
@@ -129,7 +139,7 @@ def keep_shared(model: keras.Model, per_channel: bool = False, *, exclude=()) ->
     `per_channel`, within each output channel), e.g. after loading a model saved from
     `cluster`'s result: constraints live on the variables and are not saved with the model.
     """
-    pruning._check_model(model)
+    engine.check_model(model)
     _check_flag("per_channel", per_channel)
     for layer, var in _targets(model, _selectors(model, exclude)):
         shape = _channels_last(layer, var)
@@ -154,7 +164,7 @@ def _shared(weights: np.ndarray, per_channel: bool) -> Clustered:
 
 def stop_sharing(model: keras.Model) -> keras.Model:
     """Removes the `ClusterConstraint`s (keeping each weight's own constraint), in place."""
-    pruning._check_model(model)
+    engine.check_model(model)
     for _, var in _targets(model, ()):
         if isinstance(var.constraint, ClusterConstraint):
             var.constraint = var.constraint.base

@@ -88,6 +88,14 @@ def test_export_spec_picks_the_int8_scales():
         "int8": Int8(per_channel_dense=False)}
 
 
+def test_micro_compression_defaults_to_auto_and_overrides():
+    r = load_recipe("lenet_300_100")
+    assert r.export.micro_compression == "auto"
+    assert r.override("export.micro_compression=none").export.micro_compression is None
+    assert r.override("micro_compression=lut").export.micro_compression == "lut"
+    assert ExportSpec(micro_compression="none").micro_compression is None
+
+
 def test_keyword_overrides_and_unchanged_original():
     base = load_recipe("lenet5")
     r = base.override(imp__rounds=1, seed=5)
@@ -113,6 +121,8 @@ def test_keyword_overrides_and_unchanged_original():
     ("optimizer=lion", r"`train.optimizer` must be one of"),
     ("threads=0", r"`profile.threads` must be a positive integer"),
     ("layer_rates=[1]", r"`imp.layer_rates` expects a dict"),
+    ("micro_compression=zip", r"`export.micro_compression` must be None, 'pruning', 'lut' or "
+                              r"'auto'. Received: export.micro_compression='zip'"),
 ])
 def test_bad_overrides_raise_clear_errors(text, message):
     with pytest.raises(ValueError, match=message):
@@ -232,6 +242,13 @@ def test_run_command_smoke_prints_the_report(tmp_path, capsys):
     saved = json.load(open(tmp_path / "report" / "report.json"))
     assert saved["recipe"]["seed"] == 1 and saved["data"]["synthetic"] is False
     assert saved["micro"]["arena_bytes"] > 0
+    comp = saved["micro"]["compression"]
+    rows = {e["name"]: e for e in comp["encodings"]}
+    assert list(rows)[:4] == ["none", "pruning", "lut", "pruning+lut"]
+    assert rows["none"]["flash_bytes"] == saved["micro"]["flash_bytes"]
+    assert comp["flash_bytes"] == min(e["flash_bytes"] for e in rows.values() if e["flash_bytes"])
+    assert all(e["bit_exact"] for e in rows.values() if e["flash_bytes"])
+    assert "### TFLite Micro compression" in out and "| dense int8" in out
     assert (tmp_path / "report" / "models" / "lenet_300_100_int8.tflite").is_file()
     exports = {e["target"]: e for e in saved["exports"]}
     assert exports["dense_float32"]["bytes"] == exports["float32"]["dense_float32_bytes"]

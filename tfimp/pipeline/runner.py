@@ -25,6 +25,8 @@ from tfimp.pipeline.report import ExportRow, LatencyRow, RunReport, metric_of
 from tfimp.profile.micro import get_board
 
 DEFAULT_RECIPE = "lenet_300_100"
+# Test samples that every TFLite Micro encoding must reproduce bit for bit (one TFLM run each).
+MICRO_VERIFY_SAMPLES = 256
 DEFAULT_OVERRIDES = ("data.offline=true",)
 
 
@@ -62,7 +64,7 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
     dense = result.model(0) if recipe.export.baseline else None
     exports, paths = _export_all(recipe, best, dense, data, report_dir / "models")
     latency = _latency(recipe, paths)
-    micro = _micro(recipe, paths, report_dir / "micro")
+    micro = _micro(recipe, paths, report_dir / "micro", data)
     report = RunReport(recipe=recipe, command=command,
                        workdir=str(workdir), report_dir=str(report_dir), exports=exports,
                        latency=latency, micro=micro, seconds=time.time() - start, **fields)
@@ -215,9 +217,10 @@ def _latency(recipe: Recipe, paths: dict) -> tuple[LatencyRow, ...]:
     return tuple(rows)
 
 
-def _micro(recipe: Recipe, paths: dict, out: Path) -> dict | None:
-    """TFLite Micro arena, flash and board verdict of the int8 model; its C array when
-    `export.micro` and TFLite Micro runs it."""
+def _micro(recipe: Recipe, paths: dict, out: Path, data) -> dict | None:
+    """TFLite Micro arena, flash and board verdict of the int8 model; with `export.micro`, its
+    C source, the weights in `export.micro_compression`'s encodings, verified bit for bit on
+    test samples, and the flash and arena of every encoding tried."""
     if not recipe.profile.micro or "int8" not in paths:
         return None
     try:
@@ -225,11 +228,29 @@ def _micro(recipe: Recipe, paths: dict, out: Path) -> dict | None:
     except (ValueError, RuntimeError, OSError) as e:
         return {"arena_bytes": None, "error": _first_line(e)}
     if recipe.export.micro and info.get("arena_bytes") is not None:
+        xs = data.x_test[:min(recipe.export.verify_samples, MICRO_VERIFY_SAMPLES)]
         try:
-            info["c_files"] = [str(f) for f in to_micro(paths["int8"], out).files]
+            art = to_micro(paths["int8"], out, inputs=xs,
+                           compression=recipe.export.micro_compression,
+                           board=recipe.profile.board)
         except (ValueError, RuntimeError, OSError) as e:
             info["error"] = f"C array: {_first_line(e)}"
+            return info
+        info["c_files"] = list(art.files)
+        info["compression"] = _compression_summary(art)
     return info
+
+
+def _compression_summary(art) -> dict:
+    """The encoding written and, per encoding tried, its flash, arena and tensor counts."""
+    return {
+        "written": art.compression, "flash_bytes": art.model_bytes,
+        "arena_bytes": art.arena_bytes, "board": art.board,
+        "encodings": [{"name": r.name, "flash_bytes": r.flash_bytes,
+                       "arena_bytes": r.arena_bytes, "bit_exact": r.bit_exact, "fits": r.fits,
+                       "tensors": r.counts(), "note": r.note} for r in art.encodings],
+        "tensors": [t.to_dict() for t in art.tensors],
+    }
 
 
 def check(recipe: Recipe) -> None:

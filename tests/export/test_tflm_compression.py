@@ -151,3 +151,15 @@ def test_bad_requests_name_the_problem(cnn):
         compress_tflm(small, {kernel.name: "pruning"})
     with pytest.raises(ValueError, match="'TFL3'"):
         compress_tflm(b"not a model at all", {})
+
+
+def test_every_buffer_starts_on_a_16_byte_boundary(clustered_cnn):
+    from tfimp.export.inspect import schema
+
+    data, _ = clustered_cnn
+    small = compress_tflm(data, tc.plan(data, "auto")).data
+    base = np.frombuffer(small, np.uint8)
+    model = schema().Model.GetRootAs(small, 0)
+    starts = [model.Buffers(i).DataAsNumpy().ctypes.data - base.ctypes.data
+              for i in range(model.BuffersLength()) if model.Buffers(i).DataLength()]
+    assert len(starts) > 4 and all(s % 16 == 0 for s in starts)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -28,6 +29,7 @@ from tfimp.export import tflm_encoding as enc
 from tfimp.export.inspect import schema
 
 DECODE_OP = "TFLM_DECODE"
+Model = str | os.PathLike | bytes
 ENCODINGS = ("none", "pruning", "lut")
 MODES = ("pruning", "lut", "auto")
 _WEIGHT_TYPES = ("INT8", "INT16", "FLOAT32")
@@ -150,14 +152,14 @@ def encoding_table(tensors) -> str:
     return "\n".join(lines)
 
 
-def is_compressed(model) -> bool:
+def is_compressed(model: Model) -> bool:
     """Whether the model holds DECODE ops."""
     tree = edit.read(model)
     return any(edit.op_name(tree, op) == DECODE_OP
                for sg in tree.subgraphs or [] for op in sg.operators or [])
 
 
-def tensor_options(model, lut_bits: int | None = None) -> tuple[TensorOptions, ...]:
+def tensor_options(model: Model, lut_bits: int | None = None) -> tuple[TensorOptions, ...]:
     """Per constant tensor read by an op: what pruning and LUT would store, and whether
     they apply.
 
@@ -171,7 +173,7 @@ def tensor_options(model, lut_bits: int | None = None) -> tuple[TensorOptions, .
     return tuple(_options_of(tree, lut_bits))
 
 
-def plan(model, compression: str = "auto", lut_bits: int | None = None) -> dict:
+def plan(model: Model, compression: str = "auto", lut_bits: int | None = None) -> dict:
     """The encoding of each tensor for a compression mode, keyed by (subgraph, tensor).
 
     "pruning" and "lut" use that encoding wherever it makes the tensor smaller; "auto" takes
@@ -198,7 +200,7 @@ def _allowed(compression) -> tuple[str, ...]:
     return ("pruning", "lut") if compression == "auto" else (compression,)
 
 
-def compress_tflm(model, encodings: Mapping) -> CompressedModel:
+def compress_tflm(model: Model, encodings: Mapping) -> CompressedModel:
     """The model with the given tensors encoded for TFLite Micro's DECODE op.
 
     Args:
@@ -459,7 +461,7 @@ def _decode_op(sg, opcode, reader, reads, templates, ancillary):
     return op
 
 
-def decompress_tflm(model) -> bytes:
+def decompress_tflm(model: Model) -> bytes:
     """The model with every DECODE op replaced by the constant it decodes.
 
     The result runs in LiteRT and in TFLite Micro without DECODE; its outputs equal those of
@@ -498,7 +500,7 @@ def _drop_unused_opcodes(tree) -> None:
             op.opcodeIndex = remap[op.opcodeIndex]
 
 
-def read_encodings(model) -> tuple[TensorEncoding, ...]:
+def read_encodings(model: Model) -> tuple[TensorEncoding, ...]:
     """The compressed tensors of a model with DECODE ops, read back from its ancillary data."""
     tree = edit.read(model)
     found = {}

@@ -283,3 +283,30 @@ def test_learning_rate_schedule_builds_a_cosine_decay():
 def test_default_recipe_uses_learning_rate_rewinding_with_a_schedule():
     r = load_recipe("lenet_300_100")
     assert r.imp.rewind == "lr" and r.train.lr_schedule == "cosine"
+
+
+def test_micro_gets_a_dense_int8_file_when_the_litert_one_is_sparse(tmp_path):
+    import types
+
+    import keras
+    import numpy as np
+
+    from tfimp.export import Int8, inspect, to_tflite
+    from tfimp.pipeline.runner import _micro_source
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32), keras.layers.Dense(16)])
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # zeros in 1x16 blocks: LiteRT's sparse int8 kernel runs them
+        w, b = layer.get_weights()
+        kept = rng.random((w.shape[0] // 16, w.shape[1])) < 0.2
+        kept[0] = True
+        layer.set_weights([w * np.repeat(kept, 16, axis=0), b])
+    x = np.random.default_rng(1).random((32, 64)).astype("float32")
+    sparse = tmp_path / "m_int8.tflite"
+    to_tflite(model, sparse, quantization=Int8(), sparse=True, representative_data=x)
+    assert inspect(sparse).sparse_tensors
+    recipe = load_recipe("lenet_300_100")
+    path = _micro_source(recipe, str(sparse), model, types.SimpleNamespace(x_train=x))
+    assert path != str(sparse) and not inspect(path).sparse_tensors
+    assert "DENSIFY" not in inspect(path).ops

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from tfimp.bundle._templates import render_file
 from tfimp.bundle.base import BundleError, readme_values
+from tfimp.export.tflm_compression import DECODE_OP
 
 ARENA_MARGIN = 0.25
 MODEL_ARRAY = "g_model"
-DECODE_OP = "TFLM_DECODE"
 # TFLite Micro's compression build option: `make USE_TFLM_COMPRESSION=yes` defines it for the
 # library; the application must be compiled with the same define.
 TFLM_COMPRESSION_MAKE = "USE_TFLM_COMPRESSION=yes"

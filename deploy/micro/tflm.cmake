@@ -2,12 +2,21 @@
 #   set(TFLM_DIR /path/to/tflite-micro)
 #   set(TFLM_LIB ${TFLM_DIR}/gen/<target>/lib/libtensorflow-microlite.a)
 #   include(path/to/this/bundle/tflm.cmake)
+#
+# {{decode_note}}
+# TFIMP_TFLM_COMPRESSION compiles the runner with TFLite Micro's compression option
+# ({{compression_define}}); build TFLM_LIB with the same option ({{compression_make}}), or
+# set it OFF for a library built without it: TFLM builds the DECODE op either way.
+option(TFIMP_TFLM_COMPRESSION "Compile with TFLite Micro's {{compression_define}}" {{tflm_compression_cmake}})
 set(TFLM_DOWNLOADS ${TFLM_DIR}/tensorflow/lite/micro/tools/make/downloads)
 add_executable(model_runner
   ${CMAKE_CURRENT_LIST_DIR}/main.cc
   ${CMAKE_CURRENT_LIST_DIR}/model_data.cc)
 target_compile_features(model_runner PRIVATE cxx_std_17)
 target_compile_definitions(model_runner PRIVATE TF_LITE_STATIC_MEMORY)
+if(TFIMP_TFLM_COMPRESSION)
+  target_compile_definitions(model_runner PRIVATE {{compression_define}})
+endif()
 target_compile_options(model_runner PRIVATE -fno-rtti -fno-exceptions -fno-threadsafe-statics)
 target_include_directories(model_runner PRIVATE
   ${CMAKE_CURRENT_LIST_DIR} ${TFLM_DIR}

@@ -88,6 +88,14 @@ def test_export_spec_picks_the_int8_scales():
         "int8": Int8(per_channel_dense=False)}
 
 
+def test_micro_compression_defaults_to_auto_and_overrides():
+    r = load_recipe("lenet_300_100")
+    assert r.export.micro_compression == "auto"
+    assert r.override("export.micro_compression=none").export.micro_compression is None
+    assert r.override("micro_compression=lut").export.micro_compression == "lut"
+    assert ExportSpec(micro_compression="none").micro_compression is None
+
+
 def test_keyword_overrides_and_unchanged_original():
     base = load_recipe("lenet5")
     r = base.override(imp__rounds=1, seed=5)
@@ -113,6 +121,8 @@ def test_keyword_overrides_and_unchanged_original():
     ("optimizer=lion", r"`train.optimizer` must be one of"),
     ("threads=0", r"`profile.threads` must be a positive integer"),
     ("layer_rates=[1]", r"`imp.layer_rates` expects a dict"),
+    ("micro_compression=zip", r"`export.micro_compression` must be None, 'pruning', 'lut' or "
+                              r"'auto'. Received: export.micro_compression='zip'"),
 ])
 def test_bad_overrides_raise_clear_errors(text, message):
     with pytest.raises(ValueError, match=message):
@@ -232,6 +242,13 @@ def test_run_command_smoke_prints_the_report(tmp_path, capsys):
     saved = json.load(open(tmp_path / "report" / "report.json"))
     assert saved["recipe"]["seed"] == 1 and saved["data"]["synthetic"] is False
     assert saved["micro"]["arena_bytes"] > 0
+    comp = saved["micro"]["compression"]
+    rows = {e["name"]: e for e in comp["encodings"]}
+    assert list(rows)[:4] == ["none", "pruning", "lut", "pruning+lut"]
+    assert rows["none"]["flash_bytes"] == saved["micro"]["flash_bytes"]
+    assert comp["flash_bytes"] == min(e["flash_bytes"] for e in rows.values() if e["flash_bytes"])
+    assert all(e["bit_exact"] for e in rows.values() if e["flash_bytes"])
+    assert "### TFLite Micro compression" in out and "| dense int8" in out
     assert (tmp_path / "report" / "models" / "lenet_300_100_int8.tflite").is_file()
     exports = {e["target"]: e for e in saved["exports"]}
     assert exports["dense_float32"]["bytes"] == exports["float32"]["dense_float32_bytes"]
@@ -266,3 +283,30 @@ def test_learning_rate_schedule_builds_a_cosine_decay():
 def test_default_recipe_uses_learning_rate_rewinding_with_a_schedule():
     r = load_recipe("lenet_300_100")
     assert r.imp.rewind == "lr" and r.train.lr_schedule == "cosine"
+
+
+def test_micro_gets_a_dense_int8_file_when_the_litert_one_is_sparse(tmp_path):
+    import types
+
+    import keras
+    import numpy as np
+
+    from tfimp.export import Int8, inspect, to_tflite
+    from tfimp.pipeline.runner import _micro_source
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32), keras.layers.Dense(16)])
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # zeros in 1x16 blocks: LiteRT's sparse int8 kernel runs them
+        w, b = layer.get_weights()
+        kept = rng.random((w.shape[0] // 16, w.shape[1])) < 0.2
+        kept[0] = True
+        layer.set_weights([w * np.repeat(kept, 16, axis=0), b])
+    x = np.random.default_rng(1).random((32, 64)).astype("float32")
+    sparse = tmp_path / "m_int8.tflite"
+    to_tflite(model, sparse, quantization=Int8(), sparse=True, representative_data=x)
+    assert inspect(sparse).sparse_tensors
+    recipe = load_recipe("lenet_300_100")
+    path = _micro_source(recipe, str(sparse), model, types.SimpleNamespace(x_train=x))
+    assert path != str(sparse) and not inspect(path).sparse_tensors
+    assert "DENSIFY" not in inspect(path).ops

@@ -22,6 +22,7 @@ def build(
     preprocessing: Preprocessing | dict | None = None,
     profile: bool = True,
     export_report=None,
+    compression=None,
 ) -> Path:
     """Builds a deployment bundle for `target` ("rpi", "android" or "micro").
 
@@ -39,6 +40,10 @@ def build(
         profile: measure latency (LiteRT) or memory (TFLite Micro) here, for the manifest.
         export_report: the export settings to record: a `tfimp.export.ExportReport`, its
             dict, or the path of its JSON.
+        compression: micro only: None, "pruning", "lut" or "auto" (or a
+            `tfimp.export.MicroCompression`): store the weights in TFLite Micro's DECODE
+            encodings, verified bit for bit (see `tfimp.export.to_micro`); the bundle's model
+            is then the compressed `model.tflite`.
 
     Returns:
         The path of the bundle folder.
@@ -57,7 +62,7 @@ def build(
     tgt = targets_lib.get(target)
     out = _out_dir(out_dir, force)
     info = inspect(model)
-    tgt.check(info, board)
+    tgt.check(info, board, compression)
     label_list = _labels(read_labels(labels), info)
     pre = _preprocessing(preprocessing)
     export = _export_settings(export_report)
@@ -66,7 +71,8 @@ def build(
         staged = stage / model.name
         shutil.copyfile(model, staged)
         manifest = make_manifest(staged, info, tgt.name, label_list, pre, export)
-        tgt.write(stage, targets_lib.Context(staged, info, manifest, board, profile))
+        tgt.write(stage, targets_lib.Context(staged, info, manifest, board, profile,
+                                             compression))
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         os.chmod(stage, 0o755)
         _move_into_place(stage, out)

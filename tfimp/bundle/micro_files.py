@@ -3,15 +3,36 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
-from tfimp.bundle._templates import render_file, template_root
+from tfimp.bundle._templates import render_file
+from tfimp.bundle.base import BundleError, readme_values
+from tfimp.export.tflm_compression import DECODE_OP
 
 ARENA_MARGIN = 0.25
 MODEL_ARRAY = "g_model"
+# TFLite Micro's compression build option: `make USE_TFLM_COMPRESSION=yes` defines it for the
+# library; the application must be compiled with the same define.
+TFLM_COMPRESSION_MAKE = "USE_TFLM_COMPRESSION=yes"
+TFLM_COMPRESSION_DEFINE = "USE_TFLM_COMPRESSION"
 _C_TYPES = {"float32": "kTfLiteFloat32", "int8": "kTfLiteInt8", "uint8": "kTfLiteUInt8",
             "int16": "kTfLiteInt16"}
+
+
+def check(info, board, compression) -> None:
+    """Raises `BundleError` (or ValueError for bad arguments) before anything is written."""
+    from tfimp.export import micro_fit
+    from tfimp.export.micro import MicroError, check_micro_compatible
+
+    try:
+        check_micro_compatible(info)
+    except MicroError as e:
+        raise BundleError(f"The model cannot run on the micro target: {e}") from None
+    if micro_fit.get(compression) is not None and DECODE_OP in info.ops:
+        raise BundleError(f"The model is compressed already (it holds {DECODE_OP} ops). "
+                          f"Received: compression={compression!r}. Drop --compression to "
+                          f"bundle it as it is.")
+    check_board(board)
 
 
 def check_board(board) -> None:
@@ -90,30 +111,105 @@ def _fit_text(flash: int, arena_size: int, ops, board: str | None) -> tuple[str,
 
 def write(stage: Path, ctx) -> None:
     """Writes the micro bundle into `stage`; raises `BundleError` if the board is too small."""
-    from tfimp.bundle.targets import BundleError, readme_values
-    from tfimp.export import to_micro
-
-    art = to_micro(ctx.model, stage, margin=ARENA_MARGIN, name=MODEL_ARRAY)
+    art = _to_micro(stage, ctx)
     manifest = ctx.manifest
-    data = ctx.model.read_bytes()
+    model = _model_file(stage, ctx, art, manifest)
+    data = model.read_bytes()
     if array_bytes((stage / "model_data.cc").read_text()) != data:
         raise BundleError("model_data.cc does not hold the model's bytes; not bundling it.")
     table, verdict = _fit_text(len(data), art.arena_size, art.ops, ctx.board)
+    decode = DECODE_OP in art.ops
     manifest["micro"] = {"arena_bytes_measured": art.arena_bytes, "arena_size": art.arena_size,
                          "arena_margin": art.margin, "flash_bytes": len(data),
                          "ops": list(art.ops), "resolver_ops": len(art.ops),
                          "board": ctx.board, "fit": verdict, "model_fnv1a64": fnv1a64(data),
-                         "tflm_vs_litert_max_diff_steps": art.max_diff_steps}
+                         "tflm_vs_litert_max_diff_steps": art.max_diff_steps,
+                         "compression": _compression_record(art),
+                         "build": {"tflm_compression": decode, "make": TFLM_COMPRESSION_MAKE,
+                                   "define": TFLM_COMPRESSION_DEFINE}}
     manifest["profile"] = {"tool": "tflite-micro (python interpreter, reference kernels)",
                            "arena_bytes": art.arena_bytes, "flash_bytes": len(data)}
-    if verdict is not None and not verdict["fits"]:
-        raise BundleError(
-            f"The model does not fit the board {ctx.board!r}: it needs {art.arena_size:,} bytes "
-            f"of RAM for the tensor arena and {len(data):,} bytes of flash; RAM margin "
-            f"{verdict['ram_margin_bytes']:,} bytes, flash margin "
-            f"{verdict['flash_margin_bytes']:,} bytes. Prune structurally (fewer channels), "
-            f"use a smaller model, or choose a larger board.")
     _write_sources(stage, manifest, readme_values(manifest), table)
+
+
+def _to_micro(stage: Path, ctx):
+    from tfimp.export import to_micro
+    from tfimp.export.micro import MicroError
+
+    try:
+        return to_micro(ctx.model, stage, margin=ARENA_MARGIN, name=MODEL_ARRAY,
+                        compression=ctx.compression, board=ctx.board)
+    except MicroError as e:
+        if ctx.board is not None and "fits the board" in str(e):
+            raise BundleError(f"The model does not fit the board {ctx.board!r} (the tensor arena "
+                              f"needs RAM, the model flash). {e}") from None
+        raise BundleError(f"The model cannot run on the micro target: {e}") from None
+
+
+def _model_file(stage: Path, ctx, art, manifest: dict) -> Path:
+    """The model in the C array; a compressed one replaces the staged model in the bundle."""
+    from tfimp.bundle.manifest import sha256_file, size_figures
+    from tfimp.export import inspect
+    from tfimp.export.micro import MODEL_FILE
+
+    written = stage / MODEL_FILE
+    if str(written) not in art.files:
+        return ctx.model
+    source = {"file": ctx.model.name, "sha256": manifest["model"]["sha256"],
+              "bytes": manifest["size"]["file_bytes"]}
+    if ctx.model.resolve() != written.resolve():
+        ctx.model.unlink()
+    info = inspect(written)
+    manifest["model"] = {"file": MODEL_FILE, "sha256": sha256_file(written), "source": source}
+    manifest["size"] = size_figures(written, info)
+    manifest["ops"], manifest["op_counts"] = sorted(set(info.ops)), info.op_counts
+    return written
+
+
+def _compression_record(art) -> dict:
+    return {"encoding": art.compression,
+            "tensors": [t.to_dict() for t in art.tensors],
+            "tried": [{"name": r.name, "flash_bytes": r.flash_bytes,
+                       "arena_bytes": r.arena_bytes, "arena_size": r.arena_size,
+                       "bit_exact": r.bit_exact, "fits": r.fits, "tensors": r.counts(),
+                       "note": r.note} for r in art.encodings]}
+
+
+def _compression_text(micro: dict) -> str:
+    comp = micro["compression"]
+    encoded = [t for t in comp["tensors"] if t["encoding"] != "none"]
+    if not encoded:
+        return ("The weights are stored as they are (no TFLite Micro compression; "
+                "`tfimp bundle --compression auto` tries the pruning bitmap and LUT encodings).")
+    rows = ["| tensor | shape | encoding | bits | dense B | stored B | arena B |",
+            "|---|---|---|---|---|---|---|"]
+    for t in comp["tensors"]:
+        bits = "" if t["bits"] is None else t["bits"]
+        rows.append(f"| `{t['name']}` | {t['shape']} | {t['encoding']} | {bits} | "
+                    f"{t['dense_bytes']:,} | {t['stored_bytes']:,} | {t['decoded_bytes']:,} |")
+    tried = ["| encoding tried | flash B | arena B | bit-exact |", "|---|---|---|---|"]
+    for r in comp["tried"]:
+        if r["flash_bytes"] is None:
+            tried.append(f"| {r['name']} | - | - | not built: {r['note']} |")
+        else:
+            tried.append(f"| {r['name']} | {r['flash_bytes']:,} | {r['arena_bytes']:,} | "
+                         f"{'yes' if r['bit_exact'] else 'no'} |")
+    return "\n".join([
+        f"Written: **{comp['encoding']}**. {len(encoded)} constant tensor(s) are stored in "
+        f"TFLite Micro's DECODE encodings; a `{DECODE_OP}` op before each reader writes the "
+        "plain tensor into the tensor arena (the arena column), so flash is traded for RAM. "
+        "Each encoding ran in the TFLite Micro interpreter and matched the uncompressed model "
+        "bit for bit.", "", *rows, "", *tried])
+
+
+def _build_values(decode: bool) -> dict:
+    return {"tflm_compression": "yes" if decode else "no",
+            "tflm_compression_cmake": "ON" if decode else "OFF",
+            "compression_make": TFLM_COMPRESSION_MAKE,
+            "compression_define": TFLM_COMPRESSION_DEFINE,
+            "decode_note": (f"The model decodes compressed weights with the {DECODE_OP} op "
+                            f"(registered in model_ops.h)." if decode else
+                            "The model holds no compressed weights.")}
 
 
 def _write_sources(stage: Path, manifest: dict, values: dict, table: str) -> None:
@@ -131,8 +227,7 @@ def _write_sources(stage: Path, manifest: dict, values: dict, table: str) -> Non
         num_ops=len(micro["ops"]), ops=", ".join(micro["ops"]),
         arena_measured=micro["arena_bytes_measured"], arena_size=micro["arena_size"],
         margin_percent=f"{100 * micro['arena_margin']:g}", fit=table,
+        compression=_compression_text(micro), **_build_values(micro["build"]["tflm_compression"]),
     )
-    for name in ("main.cc", "model_check.h", "README.md"):
+    for name in ("main.cc", "model_check.h", "README.md", "Makefile", "tflm.cmake"):
         (stage / name).write_text(render_file("micro", name, values))
-    for name in ("Makefile", "tflm.cmake"):
-        shutil.copyfile(template_root() / "micro" / name, stage / name)

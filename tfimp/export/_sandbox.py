@@ -61,7 +61,8 @@ def run(runtime: str, model: bytes, inputs, timeout: float = 300.0, arena: int =
             with open(error_path) as f:
                 err = json.load(f)
             raise RuntimeRefusedError(
-                f"{_RUNTIMES[runtime]} refused the model: {err['type']}: {err['message']}")
+                f"{_RUNTIMES[runtime]} refused the model: {err['type']}: {err['message']}"
+                + _log_tail(done.stderr))
         if done.returncode != 0:
             raise RuntimeRefusedError(
                 f"{_RUNTIMES[runtime]} crashed on the model ({describe_exit(done.returncode)}); "
@@ -79,3 +80,9 @@ def run(runtime: str, model: bytes, inputs, timeout: float = 300.0, arena: int =
 def _call(cmd: list[str], timeout: float, runtime: str, cwd: str):
     return proc.run(cmd, timeout, _RUNTIMES[runtime], env=quiet_env(), check=False, cwd=cwd,
                     error=RuntimeRefusedError)
+
+
+def _log_tail(stderr: str, lines: int = 4) -> str:
+    """The runtime's last log lines (TFLM names the failing kernel check there)."""
+    tail = [line for line in stderr.strip().splitlines() if line.strip()][-lines:]
+    return "\n" + "\n".join(tail) if tail else ""

@@ -42,7 +42,7 @@ class TensorInfo:
     shape: tuple[int, ...]
     dtype: str
     constant: bool
-    encoding: str  # "dense" or "sparse"
+    encoding: str  # "dense", "sparse", or TFLM's "tflm-pruning"/"tflm-lut"/"tflm-ancillary"
     block: tuple[int, ...] | None  # block shape of a block-sparse tensor, e.g. (1, 4)
     value_bytes: int
     index_bytes: int
@@ -192,19 +192,42 @@ def _parse(data: bytes) -> ModelInfo:
     op_names = _enum_names(fb.BuiltinOperator)
     tensors, ops = [], []
     for g, subgraph in enumerate(model.subgraphs or []):
+        names = [_op_name(model, op, op_names) for op in subgraph.operators or []]
+        decoded = _decode_inputs(model, subgraph, names, data)
         for i, t in enumerate(subgraph.tensors or []):
             index = i if g == 0 else -1
-            tensors.append(_tensor(index, t, _buffer(model, t, data), types.get(t.type, "?")))
-        for op in subgraph.operators or []:
-            code = model.operatorCodes[op.opcodeIndex]
-            builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-            name = op_names.get(builtin, f"BUILTIN_{builtin}")
-            ops.append(code.customCode.decode() if name == "CUSTOM" and code.customCode else name)
+            info = _tensor(index, t, _buffer(model, t, data), types.get(t.type, "?"))
+            if i in decoded:
+                info = dataclasses.replace(info, encoding=decoded[i], zero_fraction=None)
+            tensors.append(info)
+        ops += names
     first = model.subgraphs[0] if model.subgraphs else None
     inputs = first.inputs if first is not None and first.inputs is not None else ()
     outputs = first.outputs if first is not None and first.outputs is not None else ()
     return ModelInfo(len(data), tuple(tensors), tuple(ops), tuple(int(i) for i in inputs),
                      tuple(int(i) for i in outputs), len(model.subgraphs or []))
+
+
+def _op_name(model, op, op_names: dict) -> str:
+    code = model.operatorCodes[op.opcodeIndex]
+    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+    name = op_names.get(builtin, f"BUILTIN_{builtin}")
+    return code.customCode.decode() if name == "CUSTOM" and code.customCode else name
+
+
+def _decode_inputs(model, subgraph, names: list[str], data: bytes) -> dict[int, str]:
+    """Tensors read by TFLite Micro's DECODE ops: their encoding, from the ancillary header."""
+    found = {}
+    for op, name in zip(subgraph.operators or [], names):
+        if name != "TFLM_DECODE":
+            continue
+        inputs = list(op.inputs if op.inputs is not None else [])
+        for encoded, ancillary in zip(inputs[0::2], inputs[1::2]):
+            head = _buffer(model, subgraph.tensors[ancillary], data)[:1]
+            kind = {b"\x00": "lut", b"\x02": "pruning"}.get(head, "other")
+            found[int(encoded)] = f"tflm-{kind}"
+            found[int(ancillary)] = "tflm-ancillary"
+    return found
 
 
 def _buffer(model, tensor, data: bytes) -> bytes:

@@ -3,44 +3,47 @@
 Writes `model_data.cc`/`model_data.h` (the model as an aligned byte array, its length and the
 tensor-arena size) and `model_ops.h` (a `MicroMutableOpResolver` that registers exactly the
 model's ops). The arena size is measured by running the model in the `tflite-micro` Python
-interpreter; the model's outputs in TFLM are compared with LiteRT's.
+interpreter; the model's outputs in TFLM are compared with LiteRT's. With `compression`, the
+constant tensors are stored in TFLM's DECODE encodings (pruning bitmap, LUT); the compressed
+model must reproduce the uncompressed one bit for bit in TFLM, and is written as
+`model.tflite` too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import re
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
-from tfimp._util.errors import TfimpError
-from tfimp.export import _sandbox
 from tfimp._util.io import atomic_write_bytes
+from tfimp.export import _sandbox, micro_fit
+from tfimp.export import tflm_compression as tc
 from tfimp.export.inspect import ModelInfo, inspect, read_model_bytes
+from tfimp.export.micro_fit import MicroCompression, MicroEncoding
+from tfimp.export.micro_run import (
+    MicroError,
+    MicroRun,
+    check_micro_compatible,
+    measure_arena,
+    run_micro,
+)
 
-_ARENA_RE = re.compile(r"Arena allocation total (\d+) bytes")
-_FIRST_ARENA = 1 << 20
-_LAST_ARENA = 256 << 20
+__all__ = ["MicroArtifact", "MicroCompression", "MicroEncoding", "MicroError", "MicroRun",
+           "check_micro_compatible", "measure_arena", "resolver_method", "resolver_snippet",
+           "run_micro", "to_micro"]
+
 # Builtin ops whose MicroMutableOpResolver method is not the plain CamelCase of the name.
 _RESOLVER_EXCEPTIONS = {
     "BATCH_MATMUL": "AddBatchMatMul",
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
+    tc.DECODE_OP: "AddDecode",
 }
-
-
-class MicroError(TfimpError, ValueError):
-    """TFLite Micro cannot run the model, or runs it differently from LiteRT."""
-
-
-@dataclasses.dataclass(frozen=True)
-class MicroRun:
-    """One TFLM run: outputs as the model returns them, dequantized, and the arena used."""
-
-    outputs: list[np.ndarray]
-    dequantized: list[np.ndarray]
-    arena_bytes: int
+MODEL_FILE = "model.tflite"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +53,9 @@ class MicroArtifact:
     `arena_bytes` is what TFLM used on this machine; `arena_size` adds `margin` (a fraction)
     and rounds up to 16 bytes, and is the `kTensorArenaSize` written to `model_data.h`.
     `max_diff_steps` is the largest difference between TFLM's and LiteRT's raw outputs in
-    quantization steps.
+    quantization steps (of the uncompressed model). `compression` names the encoding written
+    ("none", "pruning", "lut", "pruning+lut", ...); `tensors` holds each compressible tensor's
+    encoding and `encodings` the flash and arena of every encoding tried.
     """
 
     out_dir: str
@@ -62,6 +67,15 @@ class MicroArtifact:
     arena_size: int
     margin: float
     max_diff_steps: float
+    compression: str = "none"
+    tensors: tuple = ()
+    encodings: tuple[MicroEncoding, ...] = ()
+    board: str | None = None
+
+    def table(self) -> str:
+        """The encodings tried (flash, arena, fit) and the tensors of the one written."""
+        return "\n".join([micro_fit.encodings_table(self.encodings), "",
+                          f"written: {self.compression}", tc.encoding_table(self.tensors)])
 
 
 def resolver_method(op: str) -> str:
@@ -88,59 +102,6 @@ def resolver_snippet(ops) -> str:
     return "\n".join(lines)
 
 
-def run_micro(model, inputs, arena_size: int | None = None) -> MicroRun:
-    """Runs a .tflite model (path or bytes) in TFLite Micro on batch-first `inputs`.
-
-    Float inputs are quantized with the model's input scale and zero point. The interpreter
-    runs in a child process, so a model that crashes it raises `MicroError` here.
-    """
-    data = read_model_bytes(model)
-    arenas = [arena_size] if arena_size else [max(_FIRST_ARENA, 16 * len(data)), _LAST_ARENA]
-    for k, arena in enumerate(arenas):
-        try:
-            result = _sandbox.run("tflm", data, _sandbox.as_list(inputs), arena=arena)
-            break
-        except _sandbox.RuntimeRefusedError as e:
-            crashed = "crashed" in str(e)
-            if not crashed or k == len(arenas) - 1:
-                raise MicroError(f"TFLite Micro cannot run the model: {e}") from None
-    totals = _ARENA_RE.findall(result.stderr)
-    if not totals:
-        raise MicroError("TFLite Micro did not report its arena use:\n" + result.stderr[-1000:])
-    return MicroRun(result.raw, result.dequantized, int(totals[-1]))
-
-
-def measure_arena(model) -> int:
-    """Bytes of tensor arena TFLite Micro uses to run the model once (on zeros)."""
-    data = read_model_bytes(model)
-    return run_micro(data, _zeros(inspect(data))).arena_bytes
-
-
-def _zeros(info: ModelInfo) -> list[np.ndarray]:
-    return [np.zeros(info.tensors[i].shape, _dtype(info.tensors[i].dtype)) for i in info.inputs]
-
-
-def _dtype(name: str):
-    return np.float32 if name.startswith("float") else np.dtype(name)
-
-
-def check_micro_compatible(info: ModelInfo) -> None:
-    """Raises `MicroError` naming the fix when TFLM cannot run the model as exported."""
-    if info.sparse_tensors or "DENSIFY" in info.ops:
-        names = ", ".join(t.name for t in info.sparse_tensors[:3])
-        raise MicroError(
-            "TFLite Micro has no sparse kernels and no DENSIFY op, but the model stores tensors "
-            f"in the sparse encoding ({names}). Export it with sparse=False, "
-            "quantization=tfimp.export.Int8(integer_io=True); pruning then pays off on the "
-            "device through compression of the flash image or through structured pruning.")
-    floats = [t.name for t in info.constants if len(t.shape) >= 2 and t.dtype.startswith("float")]
-    if floats:
-        raise MicroError(
-            f"The model keeps float weights ({', '.join(floats[:3])}); microcontrollers need "
-            "an int8 model. Export it with quantization=tfimp.export.Int8(integer_io=True) and "
-            "representative data.")
-
-
 def to_micro(
     tflite_path,
     out_dir: str | os.PathLike,
@@ -148,35 +109,88 @@ def to_micro(
     inputs=None,
     max_diff_steps: int = 1,
     name: str = "g_model",
+    compression: str | MicroCompression | None = None,
+    board=None,
 ) -> MicroArtifact:
     """Turns an int8 .tflite into TFLM C source with a measured tensor-arena size.
 
     Args:
-        tflite_path: the .tflite path or bytes; an int8 model without sparse tensors.
-        out_dir: folder for `model_data.cc`, `model_data.h` and `model_ops.h`.
+        tflite_path: the .tflite path or bytes; an int8 model without sparse tensors (or one
+            that `to_micro` compressed before).
+        out_dir: folder for `model_data.cc`, `model_data.h` and `model_ops.h`, plus
+            `model.tflite` (the exact model in the C array) when compressed.
         margin: fraction added to the measured arena (other kernels, e.g. CMSIS-NN, may use
             different scratch buffers than the reference kernels measured here).
-        inputs: batch-first inputs to compare TFLM with LiteRT on; None uses 8 random samples.
-        max_diff_steps: largest accepted difference of raw outputs, in quantization steps.
+        inputs: batch-first inputs to verify on; None uses 8 random samples.
+        max_diff_steps: largest accepted difference of raw outputs between TFLM and LiteRT
+            (uncompressed model), in quantization steps.
         name: C name of the model array.
+        compression: None keeps the model as it is; "pruning", "lut" or "auto" (or a
+            `MicroCompression`) store constant tensors in TFLM's DECODE encodings. Every
+            encoding tried runs in TFLM on `inputs` and must match the uncompressed model bit
+            for bit; the artifact reports the flash and arena of each.
+        board: a board name from `tfimp.profile.BOARDS` or a `MicroBoard`: the model (flash)
+            and `arena_size` (RAM) must fit it; with compression, the smallest fitting
+            encoding is chosen (DECODE holds decoded tensors in the arena).
 
     Raises:
-        MicroError: TFLM cannot run the model (the message says what to change), or its
-            outputs differ from LiteRT's by more than `max_diff_steps`.
+        MicroError: TFLM cannot run the model (the message says what to change), its outputs
+            differ from LiteRT's by more than `max_diff_steps`, a compressed model is not
+            bit-exact, or nothing fits `board` (with the figures of every encoding tried).
+        ValueError: bad arguments.
     """
     data = read_model_bytes(tflite_path, "tflite_path")
     _check_args(margin, max_diff_steps, name)
+    config = micro_fit.get(compression)
+    target = _board(board)
+    out = _check_out_dir(out_dir)
     info = inspect(data)
     check_micro_compatible(info)
+    source = _uncompressed(data, config)
     xs = _sandbox.as_list(inputs) if inputs is not None else _random_inputs(info, 8)
-    micro = run_micro(data, xs)
-    diff = _compare(data, xs, micro, max_diff_steps)
-    arena_size = int(math.ceil(micro.arena_bytes * (1.0 + margin) / 16.0) * 16)
-    snippet = resolver_snippet(info.ops)
-    files = _write_sources(os.fspath(out_dir), data, name, arena_size, micro.arena_bytes, margin,
-                           snippet)
-    return MicroArtifact(os.fspath(out_dir), files, len(data), tuple(dict.fromkeys(info.ops)),
-                         snippet, micro.arena_bytes, arena_size, margin, diff)
+    reference = run_micro(source, xs)
+    diff = _compare(source, xs, reference, max_diff_steps)
+    if config is None:
+        choice = micro_fit.keep(data, source, xs, reference, margin, target)
+    else:
+        choice = micro_fit.choose(source, config, target, xs, reference, margin)
+    chosen = choice.chosen
+    final = inspect(choice.data)
+    snippet = resolver_snippet(final.ops)
+    files = _write_sources(out, choice.data, name, chosen.arena_size, chosen.arena_bytes,
+                           margin, snippet, with_model=config is not None or data != source)
+    return MicroArtifact(str(out), files, len(choice.data), tuple(dict.fromkeys(final.ops)),
+                         snippet, chosen.arena_bytes, chosen.arena_size, margin, diff,
+                         chosen.name, chosen.tensors, choice.tried,
+                         None if target is None else target.name)
+
+
+def _board(board):
+    if board is None:
+        return None
+    from tfimp.profile.micro import get_board
+
+    return get_board(board)
+
+
+def _check_out_dir(out_dir) -> Path:
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir):
+        raise ValueError(f"Argument `out_dir` must be a folder path. Received: out_dir={out_dir!r}")
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"Argument `out_dir` must be a folder. Received: out_dir="
+                         f"{str(out_dir)!r}, which is a file.")
+    return out
+
+
+def _uncompressed(data: bytes, config) -> bytes:
+    if not tc.is_compressed(data):
+        return data
+    if config is not None:
+        raise MicroError("The model is compressed already (it holds TFLM_DECODE ops); pass "
+                         "compression=None to keep its encodings, or start from the "
+                         "uncompressed model.")
+    return tc.decompress_tflm(data)
 
 
 def _check_args(margin, max_diff_steps, name) -> None:
@@ -221,8 +235,8 @@ def _compare(data: bytes, xs, micro: MicroRun, max_diff_steps: int) -> float:
     return worst
 
 
-def _write_sources(out_dir, data, name, arena_size, arena_bytes, margin, snippet) -> tuple:
-    os.makedirs(out_dir, exist_ok=True)
+def _write_sources(out: Path, data, name, arena_size, arena_bytes, margin, snippet,
+                   with_model: bool) -> tuple:
     header = "\n".join([
         "#pragma once", "", "#include <cstddef>", "",
         f"// Tensor arena: {arena_bytes} bytes measured with the TFLite Micro reference kernels,",
@@ -239,8 +253,25 @@ def _write_sources(out_dir, data, name, arena_size, arena_bytes, margin, snippet
         "};",
         f"const unsigned int {name}_len = {len(data)};", "",
     ])
-    files = {"model_data.h": header, "model_data.cc": source, "model_ops.h":
-             "#pragma once\n\n" + snippet}
-    for fname, text in files.items():
-        atomic_write_bytes(os.path.join(out_dir, fname), text.encode())
-    return tuple(os.path.join(out_dir, f) for f in files)
+    files = {"model_data.h": header.encode(), "model_data.cc": source.encode(),
+             "model_ops.h": ("#pragma once\n\n" + snippet).encode()}
+    if with_model:
+        files[MODEL_FILE] = data
+    _write_all(out, files)
+    return tuple(str(out / f) for f in files)
+
+
+def _write_all(out: Path, files: dict[str, bytes]) -> None:
+    """Writes all files or none: into a folder next to `out`, then renamed into place."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        for fname, blob in files.items():
+            atomic_write_bytes(stage / fname, blob)
+        if not out.exists():
+            os.replace(stage, out)
+            return
+        for fname in files:
+            os.replace(stage / fname, out / fname)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -180,7 +180,10 @@ class ExportSpec(_Config):
     names the smallest verified file for LiteRT among them. `baseline`
     also exports the dense round-0 model as float32, to compare size and latency with.
     `per_channel_dense=False` gives the int8 file one weight scale per Dense tensor instead
-    of one per output unit (see `tfimp.export.Int8`): much smaller when highly pruned."""
+    of one per output unit (see `tfimp.export.Int8`): much smaller when highly pruned.
+    `micro` writes the int8 model as TFLite Micro C source, its weights stored as
+    `micro_compression` says: None, "pruning", "lut" or "auto" (TFLM's DECODE encodings,
+    verified bit for bit; see `tfimp.export.to_micro`)."""
 
     float32: bool = True
     float16: bool = True
@@ -191,8 +194,14 @@ class ExportSpec(_Config):
     calibration_samples: int = 256
     verify_samples: int = 1000
     micro: bool = True
+    micro_compression: str | None = "auto"
 
     def __post_init__(self):
+        if self.micro_compression == "none":
+            object.__setattr__(self, "micro_compression", None)
+        if self.micro_compression not in (None, "pruning", "lut", "auto"):
+            v.fail("export.micro_compression", self.micro_compression,
+                   "None, 'pruning', 'lut' or 'auto'")
         if not (isinstance(self.sparse, bool) or self.sparse == "auto"):
             v.fail("export.sparse", self.sparse, "True, False or 'auto'")
         if not isinstance(self.per_channel_dense, bool):

@@ -25,6 +25,8 @@ from tfimp.pipeline.report import ExportRow, LatencyRow, RunReport, metric_of
 from tfimp.profile.micro import get_board
 
 DEFAULT_RECIPE = "lenet_300_100"
+# Test samples that every TFLite Micro encoding must reproduce bit for bit (one TFLM run each).
+MICRO_VERIFY_SAMPLES = 256
 DEFAULT_OVERRIDES = ("data.offline=true",)
 
 
@@ -62,7 +64,7 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
     dense = result.model(0) if recipe.export.baseline else None
     exports, paths = _export_all(recipe, best, dense, data, report_dir / "models")
     latency = _latency(recipe, paths)
-    micro = _micro(recipe, paths, report_dir / "micro")
+    micro = _micro(recipe, paths, report_dir / "micro", data, best)
     report = RunReport(recipe=recipe, command=command,
                        workdir=str(workdir), report_dir=str(report_dir), exports=exports,
                        latency=latency, micro=micro, seconds=time.time() - start, **fields)
@@ -215,21 +217,57 @@ def _latency(recipe: Recipe, paths: dict) -> tuple[LatencyRow, ...]:
     return tuple(rows)
 
 
-def _micro(recipe: Recipe, paths: dict, out: Path) -> dict | None:
-    """TFLite Micro arena, flash and board verdict of the int8 model; its C array when
-    `export.micro` and TFLite Micro runs it."""
+def _micro(recipe: Recipe, paths: dict, out: Path, data, model) -> dict | None:
+    """TFLite Micro arena, flash and board verdict of the int8 model; with `export.micro`, its
+    C source, the weights in `export.micro_compression`'s encodings, verified bit for bit on
+    test samples, and the flash and arena of every encoding tried."""
     if not recipe.profile.micro or "int8" not in paths:
         return None
     try:
-        info = profile.micro(paths["int8"], board=recipe.profile.board).get_config()
+        source = _micro_source(recipe, paths["int8"], model, data)
+        info = profile.micro(source, board=recipe.profile.board).get_config()
     except (ValueError, RuntimeError, OSError) as e:
         return {"arena_bytes": None, "error": _first_line(e)}
     if recipe.export.micro and info.get("arena_bytes") is not None:
+        xs = data.x_test[:min(recipe.export.verify_samples, MICRO_VERIFY_SAMPLES)]
         try:
-            info["c_files"] = [str(f) for f in to_micro(paths["int8"], out).files]
+            art = to_micro(source, out, inputs=xs,
+                           compression=recipe.export.micro_compression,
+                           board=recipe.profile.board)
         except (ValueError, RuntimeError, OSError) as e:
             info["error"] = f"C array: {_first_line(e)}"
+            return info
+        info["c_files"] = list(art.files)
+        info["compression"] = _compression_summary(art)
     return info
+
+
+def _micro_source(recipe: Recipe, int8_path: str, model, data) -> str:
+    """The int8 file TFLite Micro runs: the exported one, or, when that one stores tensors in
+    TFLite's sparse encoding (DENSIFY, which TFLM lacks), the same model exported dense."""
+    from tfimp.export import inspect
+
+    info = inspect(int8_path)
+    if not info.sparse_tensors and "DENSIFY" not in info.ops:
+        return int8_path
+    path = Path(int8_path).with_name(f"{recipe.name}_int8_micro.tflite")
+    spec = recipe.export
+    to_tflite(model, path, quantization=Int8(per_channel_dense=spec.per_channel_dense),
+              sparse=False,
+              representative_data=_calibration(data.x_train[:spec.calibration_samples]))
+    return str(path)
+
+
+def _compression_summary(art) -> dict:
+    """The encoding written and, per encoding tried, its flash, arena and tensor counts."""
+    return {
+        "written": art.compression, "flash_bytes": art.model_bytes,
+        "arena_bytes": art.arena_bytes, "board": art.board,
+        "encodings": [{"name": r.name, "flash_bytes": r.flash_bytes,
+                       "arena_bytes": r.arena_bytes, "bit_exact": r.bit_exact, "fits": r.fits,
+                       "tensors": r.counts(), "note": r.note} for r in art.encodings],
+        "tensors": [t.to_dict() for t in art.tensors],
+    }
 
 
 def check(recipe: Recipe) -> None:

@@ -4,7 +4,8 @@ The public API is re-exported here and loads on first use, so `import tfimp` and
 `tfimp --help` stay fast (nothing here imports TensorFlow until it is needed).
 
 Packages: `sparsity` (schedules, masks, the wrapper, prune/strip), `lottery` (the IMP driver),
-`data`, `models`, `pipeline` (recipes and `tfimp run`), `export`, `profile`, `bundle`.
+`clustering` (zero-preserving weight sharing), `data`, `models`, `pipeline` (recipes and
+`tfimp run`), `export`, `profile`, `bundle`.
 """
 
 import importlib
@@ -32,9 +33,10 @@ _LAZY = {
     "IMPConfig": ("tfimp.lottery.config", "IMPConfig"),
     "IMPResult": ("tfimp.lottery.driver", "IMPResult"),
     "sensitivity": ("tfimp.lottery.sensitivity", "sensitivity"),
+    "cluster": ("tfimp.clustering.engine", "cluster"),
 }
-_SUBMODULES = ("bundle", "callbacks", "cli", "data", "export", "lottery", "models", "pipeline",
-               "profile", "schedules", "sparsity", "wrappers")
+_SUBMODULES = ("bundle", "callbacks", "cli", "clustering", "data", "export", "lottery", "models",
+               "pipeline", "profile", "schedules", "sparsity", "wrappers")
 
 __all__ = ["InvalidArgumentError", "TfimpError", "__version__", *_LAZY, *_SUBMODULES]
 

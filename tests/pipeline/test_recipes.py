@@ -139,7 +139,7 @@ def test_bad_overrides_raise_clear_errors(text, message):
     (ExportSpec, {"per_channel_dense": 0}, "export.per_channel_dense"),
     (TrainSpec, {"lr_min_fraction": 1.0}, "train.lr_min_fraction"),
     (TrainSpec, {"lr": 0}, "train.lr"),
-    (ExportSpec, {"float32": False, "int8": False}, "nothing to export"),
+    (ExportSpec, {"float32": False, "float16": False, "int8": False}, "nothing to export"),
     (ProfileSpec, {"runs": 0}, "profile.runs"),
     (DataSpec, {"name": "mnist", "train_samples": 0}, "data.train_samples"),
     (ModelSpec, {"name": ""}, "model.name"),

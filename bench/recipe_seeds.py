@@ -14,6 +14,8 @@ import sys
 
 
 def _ms(values, scale: float = 1.0, digits: int = 2) -> str:
+    if any(isinstance(v, str) for v in values):
+        return ", ".join(dict.fromkeys(str(v) for v in values))
     values = [scale * v for v in values if v is not None]
     if not values:
         return "n/a"
@@ -52,6 +54,13 @@ def table(reports: list[dict]) -> str:
         ("TFLite Micro arena, int8 (bytes)", [(r.get("micro") or {}).get("arena_bytes")
                                              for r in reports]),
     ]
+    if "float16" in ex[0]:
+        size_rows.insert(-2, ("float16 .tflite, chosen encoding (bytes)",
+                              [e["float16"]["bytes"] for e in ex]))
+    if r0.get("smallest_litert"):
+        size_rows.append(("smallest verified LiteRT file (bytes)",
+                          [r["smallest_litert"]["bytes"] for r in reports]))
+    size_rows += _micro_rows(reports)
     if "dense_float32" in ex[0]:
         size_rows.insert(0, ("float32 .tflite, dense round-0 model (bytes)",
                              [e["dense_float32"]["bytes"] for e in ex]))
@@ -63,6 +72,22 @@ def table(reports: list[dict]) -> str:
             lines.append(f"| LiteRT median latency, {target}, {threads} thread(s) (us) | "
                          f"{_ms(values, digits=1)} |")
     return "\n".join(lines)
+
+
+def _micro_rows(reports: list[dict]) -> list[tuple[str, list]]:
+    """Flash and arena of each TFLite Micro encoding tried (dense int8, pruning, LUT, ...)."""
+    compressions = [(r.get("micro") or {}).get("compression") for r in reports]
+    if not all(compressions):
+        return []
+    rows = []
+    for enc in compressions[0]["encodings"]:
+        same = [next((e for e in c["encodings"] if e["name"] == enc["name"]), {})
+                for c in compressions]
+        for field in ("flash_bytes", "arena_bytes"):
+            rows.append((f"TFLite Micro {enc['name']}: {field.replace('_', ' ')}",
+                         [e.get(field) for e in same]))
+    rows.append(("TFLite Micro encoding written", [c["written"] for c in compressions]))
+    return rows
 
 
 def main(argv: list[str]) -> int:

@@ -239,7 +239,7 @@ def imp(
             inputs and outputs); passing one implies it.
         workdir: parent folder for the run folder `imp-<config hash>`; resumes if it exists.
         verbose: 0 silent; 1 the round table, a progress bar across rounds and Keras' progress
-            within each round; 2 the round table and progress bar only.
+            within each round; 2 the round table only (for logs and files).
         **settings: `IMPConfig` fields that override `config` (rounds=8, rate=0.2,
             rewind="lr", budget=0.01, granularity="block:4x1", ...); `rewind=("step", k)`
             stands for rewind="step", rewind_at=k.

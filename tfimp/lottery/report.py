@@ -15,7 +15,8 @@ _COLUMNS = ("round", "sparsity", "remaining", "metric", "delta", "epochs", "seco
 
 
 class RoundPrinter:
-    """Prints a progress bar across rounds and one table row per finished round."""
+    """Prints one table row per finished round and, at verbose 1, a Keras progress bar across
+    rounds."""
 
     def __init__(self, metric: str, rounds: int, verbose: int):
         self.metric, self.rounds, self.verbose = metric, rounds, verbose
@@ -47,7 +48,8 @@ class RoundPrinter:
         delta = 0.0 if dense is None else value - dense
         print(f"{row['round']:>5}  {row['sparsity']:>9.2%}  {row['remaining']:>10}  "
               f"{value:>10.4f}  {delta:>+8.4f}  {row['epochs']:>6}  {row['seconds']:>8.1f}")
-        self._progress(row["round"] + 1, row)
+        if self.verbose == 1:  # a bar only where it redraws in place (2: logs and files)
+            self._progress(row["round"] + 1, row)
 
     def replay(self, history: list[dict], dense: float | None) -> None:
         for row in history:

@@ -1,0 +1,1 @@
+"""Structured (channel) pruning: channel dependency groups, channel masks, and `shrink`."""

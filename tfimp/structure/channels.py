@@ -24,6 +24,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from tfimp._util.validate import fail
+from tfimp.sparsity.masks import Granularity
+
 __all__ = [
     "NORMS",
     "Channels",
@@ -37,43 +40,74 @@ NORMS = ("l1", "l2")
 
 
 @dataclasses.dataclass(frozen=True)
-class Channels:
+class Channels(Granularity):
     """Channel granularity: whole output channels ranked by a filter norm.
 
     Args:
         norm: "l1" (sum of magnitudes) or "l2" of each filter, summed over the layers that
             produce the channel.
         bn_scale: multiply each channel's score by the magnitude of the BatchNormalization
-            scale (|gamma|) that follows it, as in network slimming.
+            scale (|gamma|) it passes, as in network slimming.
         min_channels: channels every layer keeps at least (or all it has, if fewer).
+
+    The short form (recipes, the command line) is "channel", with options appended:
+    "channel:l2:bn:min2".
 
     Example:
 
         tfimp.prune(model, 0.5, granularity=tfimp.structure.Channels(norm="l2"))
     """
 
+    kind: str = "channel"
     norm: str = "l1"
     bn_scale: bool = False
     min_channels: int = 1
 
     def __post_init__(self):
+        if self.kind != "channel":
+            fail("granularity.kind", self.kind, "'channel' for Channels")
+        super().__post_init__()
         if self.norm not in NORMS:
-            raise ValueError(f"Argument `norm` must be one of {NORMS}. Received: "
-                             f"norm={self.norm!r}")
+            fail("norm", self.norm, f"one of {NORMS}")
         if not isinstance(self.bn_scale, bool):
-            raise ValueError(f"Argument `bn_scale` must be True or False. Received: "
-                             f"bn_scale={self.bn_scale!r}")
+            fail("bn_scale", self.bn_scale, "True or False")
         m = self.min_channels
         if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-            raise ValueError(f"Argument `min_channels` must be an integer >= 1. Received: "
-                             f"min_channels={m!r}")
+            fail("min_channels", m, "an integer >= 1")
+
+    @classmethod
+    def parse(cls, value: str) -> Channels:
+        """`Channels` from "channel[:l1|:l2][:bn][:min<N>]"."""
+        kind, *options = value.strip().split(":")
+        settings: dict = {}
+        for option in options:
+            if option in NORMS:
+                settings["norm"] = option
+            elif option == "bn":
+                settings["bn_scale"] = True
+            elif option.startswith("min") and option[3:].isdigit():
+                settings["min_channels"] = int(option[3:])
+            else:
+                fail("granularity", value, "'channel' with options l1|l2, bn, min<N>, e.g. "
+                     "'channel:l2:bn:min2'")
+        if kind != "channel":
+            fail("granularity", value, "'channel[:options]'")
+        return cls(**settings)
+
+    def __str__(self) -> str:
+        parts = ["channel"] + ([self.norm] if self.norm != "l1" else [])
+        parts += (["bn"] if self.bn_scale else []) + (
+            [f"min{self.min_channels}"] if self.min_channels != 1 else [])
+        return ":".join(parts)
 
     def get_config(self) -> dict:
-        return dataclasses.asdict(self)
+        return {"kind": "channel", "norm": self.norm, "bn_scale": self.bn_scale,
+                "min_channels": self.min_channels}
 
     @classmethod
     def from_config(cls, config: Mapping) -> Channels:
-        return cls(**config)
+        return cls(**{k: v for k, v in config.items() if k in ("norm", "bn_scale",
+                                                                "min_channels")})
 
 
 def filter_norms(weight: np.ndarray, axis: int = -1, norm: str = "l1") -> np.ndarray:
@@ -240,3 +274,4 @@ def slice_mask(shape: tuple, slices: list[tuple[int, np.ndarray]], keep: np.ndar
         view[axis] = shape[axis]
         mask = mask * np.asarray(keep, dtype=np.float32)[np.asarray(classes)].reshape(view)
     return mask
+

@@ -34,7 +34,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from tfimp.wrappers import PruneLowMagnitude
+from tfimp.sparsity.wrapper import PruneLowMagnitude
 
 __all__ = ["ChannelGraph", "Group", "LayerEntry", "Slice", "trace", "CHANNEL_RULES"]
 
@@ -67,7 +67,7 @@ class Slice:
     side: str
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class LayerEntry:
     """A layer with weights that channel removal slices.
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from tfimp.sparsity.wrapper import PruneLowMagnitude
 
-__all__ = ["ChannelGraph", "Group", "LayerEntry", "Slice", "trace", "CHANNEL_RULES"]
+__all__ = ["CHANNEL_RULES", "ChannelGraph", "Group", "LayerEntry", "Slice", "trace", "walk"]
 
 L = keras.layers
 
@@ -177,6 +177,13 @@ class _Call:
     in_shapes: list[tuple]
     out_shapes: list[tuple]
 
+    @classmethod
+    def of(cls, node, inputs: list) -> _Call:
+        op = node.operation
+        layer = op.layer if isinstance(op, PruneLowMagnitude) else op
+        return cls(op, layer, inputs, [tuple(x.shape) for x in node.input_tensors],
+                   [tuple(x.shape) for x in node.outputs])
+
     @property
     def name(self) -> str:
         return getattr(self.layer, "name", type(self.layer).__name__)
@@ -227,29 +234,13 @@ class _Tracer:
 
     # --- graph walking
     def run(self, model, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        graph = _functional(model)
-        env = {id(x): a for x, a in zip(graph.inputs, inputs)}
-        for depth in sorted(graph._nodes_by_depth, reverse=True):
-            for node in graph._nodes_by_depth[depth]:
-                if not node.operation or node.is_input:
-                    continue
-                if any(id(x) not in env for x in node.input_tensors):
-                    continue
-                outs = self.call(node, [env[id(x)] for x in node.input_tensors])
-                for x, a in zip(node.outputs, outs):
-                    env[id(x)] = a
-        return [env[id(x)] for x in graph.outputs]
+        return walk(model, inputs, self.call)
 
     def call(self, node, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        op = node.operation
-        layer = op.layer if isinstance(op, PruneLowMagnitude) else op
-        call = _Call(op, layer, inputs, [tuple(x.shape) for x in node.input_tensors],
-                     [tuple(x.shape) for x in node.outputs])
-        if isinstance(layer, keras.Model):
-            if _functional(layer, strict=False) is None or len(layer.inputs) != len(inputs):
-                return opaque(self, call, "a subclassed model, whose graph cannot be read")
-            return self.run(layer, inputs)
-        outs = _rule(layer)(self, call)
+        call = _Call.of(node, inputs)
+        if isinstance(call.layer, keras.Model):
+            return opaque(self, call, "a subclassed model, whose graph cannot be read")
+        outs = _rule(call.layer)(self, call)
         for atoms, shape in zip(outs, call.out_shapes):
             if len(atoms) != _channels(shape):
                 raise AssertionError(f"{call.describe()}: {len(atoms)} atoms for shape {shape}")
@@ -368,6 +359,33 @@ def _group_order(entries, class_group: np.ndarray, n_groups: int) -> np.ndarray:
     order = np.empty(n_groups, dtype=np.int64)
     order[seen] = np.arange(n_groups)
     return order
+
+
+def walk(model, inputs: list, call: Callable, enter: Callable | None = None) -> list:
+    """Runs `call(node, input_values) -> output_values` over the graph of `model` in order.
+
+    Values are anything (channel atoms, new tensors, constants). A nested Functional or
+    Sequential model is walked through, or handed to `enter(model, input_values)` if given;
+    any other nested model goes to `call` like a layer.
+    """
+    graph = _functional(model)
+    env = {id(x): v for x, v in zip(graph.inputs, inputs)}
+    for depth in sorted(graph._nodes_by_depth, reverse=True):
+        for node in graph._nodes_by_depth[depth]:
+            if not node.operation or node.is_input:
+                continue
+            if any(id(x) not in env for x in node.input_tensors):
+                continue
+            ins = [env[id(x)] for x in node.input_tensors]
+            op = node.operation
+            if (isinstance(op, keras.Model) and _functional(op, strict=False) is not None
+                    and len(op.inputs) == len(ins)):
+                outs = enter(op, ins) if enter else walk(op, ins, call)
+            else:
+                outs = call(node, ins)
+            for x, v in zip(node.outputs, outs):
+                env[id(x)] = v
+    return [env[id(x)] for x in graph.outputs]
 
 
 def _functional(model, strict: bool = True):

@@ -144,8 +144,10 @@ def _check_rates(graph: ChannelGraph, groups: list[Group], schedule, targets: Ma
                 f"({n} channels). Use a rate below {1 - 0.5 / n:.4g} for them (per-layer "
                 "`targets`), or scope='global'."
             )
-    if scope == "global" and final >= 1.0:
-        raise ValueError(f"A channel sparsity of {final} removes every channel. Use a rate < 1.")
+    pooled = sum(int(np.count_nonzero(~g.fixed)) for g in groups if g.index not in targets)
+    if scope == "global" and pooled and round(final * pooled) >= pooled:
+        raise ValueError(f"A channel sparsity of {final} removes every channel ({pooled} in "
+                         f"all). Use a rate below {1 - 0.5 / pooled:.4g}.")
 
 
 def _wrap_targets(graph: ChannelGraph, prunable: list[Group], targets: Mapping,

@@ -227,3 +227,21 @@ def test_layers_without_a_channel_axis_and_untraceable_models():
         tfimp.prune(net, 0.5, granularity="channel")
     with pytest.raises(ValueError, match="`granularity`"):
         tfimp.prune(lenet(), 0.5, granularity="filter")
+
+
+def test_set_channel_sparsity_for_imp_rounds():
+    from tfimp.structure.masking import set_channel_sparsity
+
+    pruned = tfimp.prune(lenet(), None, granularity="channel", exclude=["fc1"])
+    wrappers = pruned_layers(pruned)
+    targets = [0.5 if w.layer.name == "conv2" else None for w in wrappers]
+    set_channel_sparsity(pruned, 0.2, targets)
+    first = removed_outputs(masks_of(pruned, "conv1")["kernel"])
+    assert len(first) == 4
+    assert len(removed_outputs(masks_of(pruned, "conv2")["kernel"])) == 25
+    set_channel_sparsity(pruned, 1 - 0.8 ** 2)
+    second = removed_outputs(masks_of(pruned, "conv1")["kernel"])
+    assert set(first) <= set(second) and len(second) == round(20 * (1 - 0.8 ** 2))
+    assert len(removed_outputs(masks_of(pruned, "fc1")["kernel"])) == 0
+    with pytest.raises(ValueError, match="no channel masks"):
+        set_channel_sparsity(tfimp.prune(lenet(), None), 0.5)

@@ -15,7 +15,7 @@ pruned group is wrapped with target 0.0), so a saved and reloaded model keeps th
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import keras
 import numpy as np
@@ -27,7 +27,7 @@ from tfimp.sparsity.wrapper import PruneLowMagnitude
 from tfimp.structure import channels as channels_lib
 from tfimp.structure.graph import ChannelGraph, Group, LayerEntry, trace
 
-__all__ = ["prune_channels", "update_channels", "channel_keep_of"]
+__all__ = ["channel_keep_of", "prune_channels", "set_channel_sparsity", "update_channels"]
 
 
 # ---------------------------------------------------------------------------- prune
@@ -258,27 +258,59 @@ def _bn_scales(state: _State) -> np.ndarray:
     return np.where(count > 0, total / np.maximum(count, 1), 1.0)
 
 
-def _targets(state: _State, step: int) -> dict[int, float]:
+def _targets_by_group(state: _State, layer_targets: Mapping[int, float]) -> dict[int, float]:
+    """Per group, the smallest target among the wrappers (by id) that own its channels."""
     graph = state.graph
     out: dict[int, float] = {}
     for e, w in zip(graph.entries, state.wrappers):
-        if w is None or w.target is None or w.schedule is None:
+        if w is None or id(w) not in layer_targets:
             continue
         for g in e.groups(graph, "out"):
-            out[g] = min(out.get(g, 1.0), _layer_sparsity(w, step))
+            out[g] = min(out.get(g, 1.0), layer_targets[id(w)])
     return out
 
 
+def _scheduled_targets(state: _State, step: int) -> dict[int, float]:
+    return {id(w): _layer_sparsity(w, step) for w in state.wrappers
+            if w is not None and w.target is not None and w.schedule is not None}
+
+
 def compute_keep(state: _State, channels: channels_lib.Channels, scope: str, sparsity: float,
-                 step: int) -> np.ndarray:
-    """The next keep vector of a channel-pruned model at `sparsity`."""
+                 layer_targets: Mapping[int, float]) -> np.ndarray:
+    """The next keep vector of a channel-pruned model at `sparsity`, with per-wrapper (by id)
+    targets."""
     graph = state.graph
     layers = {f"{i}:{e.name}": e.out_classes for i, e in enumerate(graph.entries)
               if e.kind == "source" and state.wrappers[i] is not None}
     return channels_lib.channel_keep(
         _scores(state, channels), graph.class_group, sparsity, scope=scope, fixed=state.fixed,
-        old_keep=_old_keep(state), targets=_targets(state, step), layers=layers,
+        old_keep=_old_keep(state), targets=_targets_by_group(state, layer_targets), layers=layers,
         min_channels=channels.min_channels)
+
+
+def set_channel_sparsity(model, sparsity: float,
+                         targets: Sequence[float | None] | None = None) -> None:
+    """Removes channels of a channel-pruned `model` now, up to `sparsity` (IMP rounds).
+
+    Args:
+        model: a model from `tfimp.prune(..., granularity="channel")`.
+        sparsity: fraction of the prunable channels removed (old removals count).
+        targets: per wrapper, in `tfimp.pruning.pruned_layers(model)` order, its own
+            sparsity, or None. Layers excluded at prune time stay whole either way.
+    """
+    from tfimp.pruning import pruned_layers
+
+    state = _state(model)
+    wrappers = [w for w in pruned_layers(model) if w.channels]
+    if not wrappers:
+        raise ValueError(f"Argument `model` ('{model.name}') has no channel masks; prune it "
+                         "with tfimp.prune(model, None, granularity='channel') first.")
+    layer_targets = {id(w): 0.0 for w in wrappers if w.target == 0.0}
+    for w, t in zip(wrappers, targets or ()):
+        if t is not None and id(w) not in layer_targets:
+            layer_targets[id(w)] = float(t)
+    first = wrappers[0]
+    assign_keep(state, compute_keep(state, first.channels, first.scope, sparsity, layer_targets))
 
 
 def assign_keep(state: _State, keep: np.ndarray, step: int | None = None) -> None:
@@ -310,6 +342,7 @@ def update_channels(model, wrappers: list[PruneLowMagnitude], step: int,
                          "tfimp.update_masks(model, step=...).")
     state = _state(model)
     first = scheduled[0]
-    keep = compute_keep(state, first.channels, first.scope, schedule.sparsity(due), due)
+    keep = compute_keep(state, first.channels, first.scope, schedule.sparsity(due),
+                        _scheduled_targets(state, due))
     assign_keep(state, keep, due)
     return True

@@ -182,3 +182,42 @@ def test_subclassed_model_is_refused():
     net(np.zeros((1, 3), "float32"))
     with pytest.raises(ValueError, match="subclassed"):
         shrink(net)
+
+
+def other_sources():
+    """Sequential, Conv1D, SeparableConv1D, Conv2DTranspose, Conv3D: every kind of source."""
+    keras.utils.set_random_seed(0)
+    seq = keras.Sequential([keras.Input((12, 3)), L.Conv1D(8, 3, activation="relu", name="c1"),
+                            L.SeparableConv1D(6, 3, depth_multiplier=2, name="sep"),
+                            L.BatchNormalization(name="bn"), L.Flatten(),
+                            L.Dense(5, activation="relu", name="fc"), L.Dense(2, name="out")])
+    x = keras.Input((5, 5, 2))
+    h = L.Conv2DTranspose(6, 3, strides=2, name="up")(x)
+    h = L.Reshape((1, 11, 11, 4))(L.Conv2D(4, 3, padding="same", name="c2d")(h))
+    h = L.Conv3D(5, (1, 3, 3), name="c3d")(h)
+    vol = keras.Model(x, L.Dense(2, name="head")(L.GlobalAveragePooling3D()(h)))
+    return seq, vol
+
+
+def test_every_kind_of_source_shrinks_exactly():
+    for model in other_sources():
+        randomize_batchnorm(model)
+        pruned = tfimp.prune(model, 0.5, granularity="channel")
+        small = shrink(pruned)
+        x = sample(model)
+        assert max_relative_difference(pruned(x), small(x)) < 1e-4
+        assert small.count_params() < model.count_params()
+
+
+def test_keras_ops_in_the_graph_are_traced_and_reused():
+    keras.utils.set_random_seed(0)
+    x = keras.Input((6, 6, 3))
+    a = L.Conv2D(6, 3, padding="same", name="a")(x)
+    b = L.Conv2D(6, 1, name="b")(x)
+    h = keras.ops.relu(a + b)
+    model = keras.Model(x, L.Dense(2, name="head")(L.GlobalAveragePooling2D()(h * 2.0)))
+    pruned = tfimp.prune(model, 0.5, granularity="channel")
+    small = shrink(pruned)
+    xs = sample(model)
+    assert max_relative_difference(pruned(xs), small(xs)) < 1e-5
+    assert small.get_layer("a").filters == small.get_layer("b").filters == 3

@@ -94,7 +94,7 @@ def test_an_unpruned_model_keeps_every_channel():
 
 def graph_zoo():
     """Residual Add, Concatenate, squeeze-and-excitation, a shared layer, a nested model,
-    depthwise with a multiplier and Flatten into Dense, in one model."""
+    per-channel dropout, depthwise with a multiplier and Flatten into Dense, in one model."""
     keras.utils.set_random_seed(0)
     i = keras.Input((6, 6, 8))
     inner = keras.Model(i, L.ReLU()(L.BatchNormalization()(L.Conv2D(8, 1, name="inner_c")(i))),
@@ -106,7 +106,7 @@ def graph_zoo():
     h = L.Add()([h, L.BatchNormalization(name="bn1")(y)])
     s = L.Dense(3, activation="relu", name="se_reduce")(L.GlobalAveragePooling2D()(h))
     s = L.Reshape((1, 1, 8))(L.Dense(8, activation="sigmoid", name="se_expand")(s))
-    h = inner(L.Multiply()([h, s]))
+    h = inner(L.Dropout(0.2, noise_shape=(None, 1, 1, 8))(L.Multiply()([h, s])))
     c = L.Concatenate()([h, L.Conv2D(5, 1, name="side")(x)])
     c = L.DepthwiseConv2D(3, depth_multiplier=2, name="dw")(L.BatchNormalization(name="bnc")(c))
     c = L.Conv2D(6, 1, activation="swish", name="pw")(c)
@@ -126,6 +126,7 @@ def test_shrink_through_every_graph_rule(scope):
     names = {layer.name for layer in small.layers}
     assert "inner" in names  # nested models stay nested
     assert small.get_layer("inner").get_layer("inner_c").filters < 8
+    assert small(x, training=True).shape == (4, 4)  # per-channel dropout noise fits too
 
 
 def constant_channels():

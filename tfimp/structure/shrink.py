@@ -313,6 +313,9 @@ class _Rebuild:
                 config["use_bias"] = True
         if isinstance(op, L.Reshape):
             config["target_shape"] = _reshaped(config["target_shape"], node, ins)
+        noise = config.get("noise_shape")
+        if noise and noise[-1] == node.input_tensors[0].shape[-1]:  # Dropout per channel
+            config["noise_shape"] = (*noise[:-1], ins[0].shape[-1])
         return op.__class__.from_config(config)
 
     def _set_weights(self, old, new) -> None:

@@ -128,3 +128,17 @@ def test_channels_config_round_trips_and_checks():
                         ({"bn_scale": 1}, "bn_scale")]:
         with pytest.raises(ValueError, match=f"`{arg}`"):
             Channels(**kwargs)
+
+
+def test_channels_is_the_channel_granularity_with_a_short_form():
+    from tfimp.sparsity.masks import Granularity
+
+    spec = Granularity.parse("channel:l2:bn:min2")
+    assert spec == Channels(norm="l2", bn_scale=True, min_channels=2)
+    assert isinstance(spec, Granularity) and spec.kind == "channel"
+    assert str(spec) == "channel:l2:bn:min2" and str(Granularity.parse("channel")) == "channel"
+    assert Granularity.from_config(spec.get_config()) == spec
+    with pytest.raises(ValueError, match="`granularity`"):
+        Granularity.parse("channel:l3")
+    with pytest.raises(ValueError, match="Channels"):
+        Granularity("channel")

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from tfimp.sparsity import schedules as schedules_lib
-from tfimp.sparsity.engine import _layer_sparsity, _wrap_clone
+from tfimp.sparsity.engine import _layer_sparsity, _wrap_clone, pruned_layers
 from tfimp.sparsity.engine import matches as _matches
 from tfimp.sparsity.wrapper import PruneLowMagnitude
 from tfimp.structure import channels as channels_lib
@@ -295,11 +295,9 @@ def set_channel_sparsity(model, sparsity: float,
     Args:
         model: a model from `tfimp.prune(..., granularity="channel")`.
         sparsity: fraction of the prunable channels removed (old removals count).
-        targets: per wrapper, in `tfimp.pruning.pruned_layers(model)` order, its own
+        targets: per wrapper, in `tfimp.sparsity.engine.pruned_layers(model)` order, its own
             sparsity, or None. Layers excluded at prune time stay whole either way.
     """
-    from tfimp.pruning import pruned_layers
-
     state = _state(model)
     wrappers = [w for w in pruned_layers(model) if w.channels]
     if not wrappers:

@@ -27,7 +27,7 @@ from tfimp.sparsity.wrapper import PruneLowMagnitude
 from tfimp.structure import channels as channels_lib
 from tfimp.structure.graph import ChannelGraph, Group, LayerEntry, trace
 
-__all__ = ["channel_keep_of", "prune_channels", "set_channel_sparsity", "update_channels"]
+__all__ = ["channel_sparsity", "prune_channels", "set_channel_sparsity", "update_channels"]
 
 
 # ---------------------------------------------------------------------------- prune
@@ -210,10 +210,12 @@ def _alive(mask: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(mask, axis, 0).reshape(mask.shape[axis], -1).any(axis=1)
 
 
-def channel_keep_of(model) -> np.ndarray:
-    """The current keep vector over the classes of `model`'s traced graph (from its masks)."""
+def channel_sparsity(model) -> float:
+    """The fraction of `model`'s prunable channels (classes) that its masks remove."""
     state = _state(model)
-    return _old_keep(state)
+    prunable = ~state.fixed
+    removed = prunable & ~_old_keep(state)
+    return float(np.count_nonzero(removed) / max(np.count_nonzero(prunable), 1))
 
 
 def _old_keep(state: _State) -> np.ndarray:

@@ -142,3 +142,12 @@ def test_channels_is_the_channel_granularity_with_a_short_form():
         Granularity.parse("channel:l3")
     with pytest.raises(ValueError, match="Channels"):
         Granularity("channel")
+
+
+def test_structure_namespace_loads_names_lazily():
+    import tfimp.structure as structure
+
+    assert structure.Channels is Channels
+    assert callable(structure.trace) and callable(structure.structure_report)
+    with pytest.raises(AttributeError, match="no attribute"):
+        structure.prune_everything  # noqa: B018

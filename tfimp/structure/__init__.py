@@ -1,18 +1,18 @@
 """Structured pruning: whole channels, found from the Keras graph and removed by `shrink`.
 
 `graph.trace` finds the channels that must go together (dependency groups), `channels` holds
-the pure scoring and masking functions, `pruning.prune_channels` backs
-`tfimp.prune(..., granularity="channel")`, and `shrink.shrink` builds the smaller model.
-Submodules load on first use (the wrapper imports `channels` and `registry` while the rest
-imports the wrapper).
+the pure scoring and masking functions and the `Channels` granularity, `masking` backs
+`tfimp.prune(..., granularity="channel")`, `shrink.shrink` (`tfimp.shrink`) builds the smaller
+model and `report.structure_report` compares channels, parameters and MACs. Names load on first
+use (the wrapper imports `registry` while `masking` imports the wrapper).
 """
 
 import importlib
 
+# `shrink` is left out: the submodule of that name would hide the function once imported.
 _LAZY = {
     "Channels": ("tfimp.structure.channels", "Channels"),
     "trace": ("tfimp.structure.graph", "trace"),
-    "shrink": ("tfimp.structure.shrink", "shrink"),
     "structure_report": ("tfimp.structure.report", "structure_report"),
 }
 

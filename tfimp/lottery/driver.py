@@ -339,7 +339,10 @@ class _Driver:
         layers = list(walk_layers(reference))
         self._excluded = [i for i, layer in enumerate(layers)
                           if any(matches(layer, sel) for sel in cfg.exclude)]
-        ref = self._wrap(reference, reference)
+        if self.channels and cfg.sensitivity_budget is not None:
+            v.fail("sensitivity_budget", cfg.sensitivity_budget, "None with granularity="
+                   "'channel' (the sensitivity analysis prunes single weights)")
+        ref = self._ref = self._wrap(reference, reference)
         self.rates = [select(w.layer, cfg.layer_rates) for w in pruned_layers(ref)]
         self.initial_model, self.verbose, self.teacher = initial_model, verbose, teacher
         self.printer = RoundPrinter(cfg.metric, self.rounds, verbose)
@@ -348,6 +351,10 @@ class _Driver:
         """`model` wrapped as every round wraps it: all-ones masks, this run's settings."""
         return prune_model(model, None, scope=self.cfg.scope, exclude=self._exclude_in(source),
                            granularity=self.cfg.granularity)
+
+    @property
+    def channels(self) -> bool:
+        return self.cfg.granularity.kind == "channel"
 
     def _exclude_in(self, model) -> tuple:
         layers = list(walk_layers(model))
@@ -403,7 +410,7 @@ class _Driver:
             print(f"\nSparsest round {within}: round {best['round']}, "
                   f"sparsity {best['sparsity']:.2%}, val_{self.cfg.metric} "
                   f"{best[f'val_{self.cfg.metric}']:.4f} (dense {result.dense_metric:.4f})")
-            print(sparsity_report(result.model(best["round"])))
+            print(self._report(result.model(best["round"])))
         write_plots(self.run_dir.path, result.history, self.cfg.metric, result.dense_metric)
 
     # --- one round
@@ -431,6 +438,8 @@ class _Driver:
         row.update({f"val_{k}": float(v) for k, v in metrics.items()})
         names = self._weight_names()
         row["layers"] = {names[i]: x.sparsity for i, x in enumerate(report.rows)}
+        if self.channels:
+            row["channel_sparsity"] = _channel_sparsity(pruned)
         if f"val_{self.cfg.metric}" not in row:
             raise ValueError(f"Argument `metric`={self.cfg.metric!r} is not among the evaluated "
                              f"metrics {sorted(metrics)}.")
@@ -439,8 +448,10 @@ class _Driver:
     def _weight_names(self) -> list[str]:
         """Names of the prunable weights as the first built model names them (stable)."""
         if not hasattr(self, "_names"):
+            # Channel wrappers mask more than the prunable weights (biases, BN): name theirs.
+            named = self._ref if self.channels else self.reference
             self._names = [f"{r.layer}/{r.weight.rsplit('/', 1)[-1]}"
-                           for r in sparsity_report(self.reference).rows]
+                           for r in sparsity_report(named).rows]
         return self._names
 
     def _dense_round(self, model):
@@ -458,7 +469,10 @@ class _Driver:
         previous = self.run_dir.load_arrays(f"round_{r - 1:02d}.npz")
         model.set_weights(unpack("w", previous))
         lr = _final_lr(model, self._round_steps()) if self.cfg.rewind == "none" else None
-        masks = self._next_masks(self._prunable_arrays(model), unpack("m", previous), r)
+        if self.channels:
+            masks = self._next_channel_masks(model, unpack("m", previous), r)
+        else:
+            masks = self._next_masks(self._prunable_arrays(model), unpack("m", previous), r)
         model.set_weights(self._rewind_weights(previous))
         pruned = self._wrap(model, model)
         _set_masks_list(pruned, masks)
@@ -511,6 +525,31 @@ class _Driver:
         new = masks_lib.get(self.cfg.scope)(weights, sparsity, old_masks, targets,
                                             self.cfg.granularity)
         return list(new.values())
+
+    # -- channel granularity (tfimp.structure)
+    def _next_channel_masks(self, model, old: list, r: int) -> list[np.ndarray]:
+        """Channel masks from the weights of round r-1: `rate` of the remaining channels go."""
+        from tfimp.structure.masking import set_channel_sparsity
+
+        pruned = self._wrap(model, model)
+        if old:
+            _set_masks_list(pruned, old)
+        targets = [None if rate is None else schedules_lib.geometric_sparsity(rate, r)
+                   for rate in self.rates]
+        set_channel_sparsity(pruned, schedules_lib.geometric_sparsity(self.cfg.rate, r),
+                             targets)
+        return _masks_list(pruned)
+
+    def _report(self, model):
+        """The best round's table: channels, parameters and MACs against the dense model
+        (channels), or per-weight sparsity."""
+        if not self.channels:
+            return sparsity_report(model)
+        from tfimp.structure.report import structure_report
+        from tfimp.structure.shrink import shrink
+
+        return structure_report(shrink(model), reference=model)
+    # --
 
     def _sensitivity_rates(self) -> list:
         """Per-wrapper rates that end each layer at its sensitivity target after all rounds."""
@@ -590,6 +629,15 @@ class _Driver:
             var.assign(value)
         logging.warning("Resuming IMP round %d after epoch %d.", r, m["epoch"])
         return int(m["epoch"])
+
+
+def _channel_sparsity(model) -> float:
+    """The fraction of the prunable channels that a channel-pruned model has removed."""
+    if not pruned_layers(model):
+        return 0.0
+    from tfimp.structure.masking import channel_sparsity
+
+    return channel_sparsity(model)
 
 
 def _take(x, order):

@@ -48,7 +48,7 @@ class UpdateMasks(keras.callbacks.Callback):
         self._epoch_start = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def on_train_batch_begin(self, batch, logs=None):
-        update_wrappers(self._wrappers, self._epoch_start + batch)
+        update_wrappers(self._wrappers, self._epoch_start + batch, model=self.model)
 
     def on_train_end(self, logs=None):
         for w in self._wrappers:

@@ -175,7 +175,11 @@ def prune(
         granularity: what is pruned as one unit: "weight" (default), or blocks over the
             trailing weight dims, e.g. "block:4x1" (TFLite's 1x4 sparse FULLY_CONNECTED) or
             "block:16x1:whole" (only whole blocks kept: TFLite's int8 1x16 sparse kernels on
-            a 300-input Dense layer); see `tfimp.sparsity.masks.Granularity`.
+            a 300-input Dense layer); see `tfimp.sparsity.masks.Granularity`. "channel" (or
+            a `tfimp.structure.Channels`) masks whole output channels of Conv, Dense,
+            SeparableConv and Conv*Transpose layers with everything that depends on them,
+            in the dependency groups of the model's graph; the sparsity is then the fraction
+            of channels removed, and `tfimp.shrink` removes them for real.
         inplace: wrap the layers of `model` itself instead of a copy (subclassed models whose
             class can't be rebuilt from its config).
 
@@ -198,7 +202,22 @@ def prune(
             f"Argument `model` is already pruned ('{model.name}' holds PruneLowMagnitude "
             "layers). Strip it first with tfimp.strip(model), or keep training it."
         )
-    plan = Plan(sched, scope, exclude, targets, masks_lib.Granularity.parse(granularity))
+    granularity = masks_lib.Granularity.parse(granularity)
+    # -- channel granularity (tfimp.structure)
+    if granularity.kind == "channel":
+        from tfimp.structure.masking import prune_channels
+
+        if inplace:
+            raise ValueError("Argument `inplace`=True does not go with granularity='channel': "
+                             "channel pruning needs the graph of a Functional or Sequential "
+                             "model, and copies it. Received: inplace=True")
+        pruned = prune_channels(model, sched, scope=scope, exclude=exclude, targets=targets,
+                                channels=granularity)
+        if one_shot:
+            update_masks(pruned, step=0)
+        return pruned
+    # --
+    plan = Plan(sched, scope, exclude, targets, granularity)
     if not any(plan.wants(layer) for layer in walk_layers(model)):
         raise ValueError(
             f"Argument `model` ('{model.name}') has no prunable weights (after exclusions "
@@ -350,7 +369,7 @@ def update_masks(model, step=None, force: bool = False) -> bool:
         )
     for w in wrappers:
         w.last_pruned_step(refresh=True)
-    return update_wrappers(wrappers, _resolve_step(model, step), force)
+    return update_wrappers(wrappers, _resolve_step(model, step), force, model)
 
 
 def _resolve_step(model, step) -> int:
@@ -372,12 +391,23 @@ def _resolve_step(model, step) -> int:
     return int(step)
 
 
-def update_wrappers(wrappers: list[PruneLowMagnitude], step: int, force: bool = False) -> bool:
+def update_wrappers(wrappers: list[PruneLowMagnitude], step: int, force: bool = False,
+                    model=None) -> bool:
     """Prunes each wrapper whose schedule had a pruning step since its last update.
 
     Catching up (rather than pruning only when `should_prune(step)`) keeps the schedule when
-    updates run every few steps, as with `steps_per_execution > 1`.
+    updates run every few steps, as with `steps_per_execution > 1`. Channel masks span
+    layers, so they need the `model` (its graph).
     """
+    # -- channel granularity (tfimp.structure)
+    channel = [w for w in wrappers if w.channels]
+    if channel:
+        from tfimp.structure.masking import update_channels
+
+        changed = update_channels(model, channel, step, force)
+        rest = [w for w in wrappers if not w.channels]
+        return (update_wrappers(rest, step, force) if rest else False) or changed
+    # --
     groups: dict[tuple, list[PruneLowMagnitude]] = {}
     for w in wrappers:
         w.driven = True
@@ -455,7 +485,7 @@ def strip(model: keras.Model) -> keras.Model:
 
 
 def _zero_pruned(inner, wrapper: PruneLowMagnitude) -> None:
-    for var, mask in zip(prunable_weights(inner), wrapper.get_masks()):
+    for var, mask in zip(wrapper.weights_of(inner), wrapper.get_masks()):
         var.assign(keras.ops.convert_to_numpy(var) * mask)
 
 

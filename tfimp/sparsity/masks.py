@@ -45,23 +45,25 @@ __all__ = [
 Masks = dict[str, np.ndarray]
 
 
-GRANULARITIES = ("weight", "block")
+GRANULARITIES = ("weight", "block", "channel")
 """What a mask strategy can rank and zero as one unit."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Granularity:
-    """What pruning removes as one unit: single weights, or blocks of weights.
+    """What pruning removes as one unit: single weights, blocks of weights, or channels.
 
     Args:
-        kind: "weight" or "block".
+        kind: "weight", "block" or "channel" (whole output channels with everything that
+            depends on them; its settings live in `tfimp.structure.Channels`, a Granularity).
         block: with "block", the block shape over the trailing weight dimensions, e.g.
             (16, 1): 16 inputs of one Dense output unit (TFLite's int8 block-sparse layout).
         whole_blocks: with "block", always zero the blocks that stick out past a weight's
             edge, so only whole blocks are kept.
 
-    `Granularity.parse` also takes the short forms "weight", "block:4x1", "block:16x1:whole"
-    and a block shape tuple, as `tfimp.prune(..., granularity=...)` and recipes do.
+    `Granularity.parse` also takes the short forms "weight", "block:4x1", "block:16x1:whole",
+    "channel" (and "channel:l2:bn:min2", see `tfimp.structure.Channels`) and a block shape
+    tuple, as `tfimp.prune(..., granularity=...)` and recipes do.
     """
 
     kind: str = "weight"
@@ -81,6 +83,8 @@ class Granularity:
             object.__setattr__(self, "block", tuple(self.block))
         elif self.block is not None or self.whole_blocks:
             fail("granularity", self, f"free of a block shape with kind={self.kind!r}")
+        if self.kind == "channel" and not hasattr(self, "min_channels"):
+            fail("granularity", self, "tfimp.structure.Channels(...) for channels")
         if not isinstance(self.whole_blocks, bool):
             fail("granularity.whole_blocks", self.whole_blocks, "True or False")
 
@@ -97,9 +101,13 @@ class Granularity:
         if isinstance(value, (tuple, list)):
             return cls("block", tuple(value))
         if not isinstance(value, str):
-            fail("granularity", value, "'weight', 'block:4x1', 'block:16x1:whole' or a "
-                 "Granularity")
+            fail("granularity", value, "'weight', 'block:4x1', 'block:16x1:whole', 'channel' "
+                 "or a Granularity")
         kind, *rest = value.strip().split(":")
+        if kind == "channel":  # channel settings belong to tfimp.structure
+            from tfimp.structure.channels import Channels
+
+            return Channels.parse(value)
         if kind != "block" or not rest:
             if rest:
                 fail("granularity", value, "'weight' or 'block:<shape>[:whole]'")
@@ -124,6 +132,10 @@ class Granularity:
 
     @classmethod
     def from_config(cls, config: dict) -> Granularity:
+        if config.get("kind") == "channel":
+            from tfimp.structure.channels import Channels
+
+            return Channels.from_config(config)
         block = config.get("block")
         return cls(config.get("kind", "weight"), None if block is None else tuple(block),
                    bool(config.get("whole_blocks", False)))

@@ -14,6 +14,7 @@ import numpy as np
 from tfimp.sparsity import masks as masks_lib
 from tfimp.sparsity import schedules as schedules_lib
 from tfimp.sparsity.registry import prunable_weights
+from tfimp.structure.registry import channel_variables
 
 __all__ = ["MaskConstraint", "PruneLowMagnitude"]
 
@@ -64,7 +65,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         scope: "layer" (each tensor ranked alone) or "global" (ranked with all other
             global-scope tensors of the model).
         granularity: what is pruned as one unit (a `tfimp.sparsity.masks.Granularity` or its
-            short form: "weight", "block:4x1", "block:16x1:whole").
+            short form: "weight", "block:4x1", "block:16x1:whole", "channel"). Channel masks
+            cover every trainable slice of a channel (`tfimp.structure.registry`).
         inner_build_config: the inner layer's `get_build_config()`, to rebuild it on load.
     """
 
@@ -101,7 +103,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
                 self.layer.build_from_config(self.inner_build_config)
         if self.inner_build_config is None:
             self.inner_build_config = self.layer.get_build_config()
-        weights = prunable_weights(self.layer)
+        weights = self.weights_of(self.layer)
         if not weights:
             raise ValueError(f"Layer '{self.layer.name}' has no prunable weights to wrap.")
         self.masks = [
@@ -130,7 +132,18 @@ class PruneLowMagnitude(keras.layers.Wrapper):
 
     @property
     def pruned_weights(self) -> list:
-        return prunable_weights(self.layer)
+        return self.weights_of(self.layer)
+
+    # -- channel granularity (tfimp.structure)
+    @property
+    def channels(self):
+        """The `tfimp.structure.Channels` settings if this wrapper masks whole channels."""
+        return self.granularity if self.granularity.kind == "channel" else None
+
+    def weights_of(self, layer) -> list:
+        """The variables of `layer` (this wrapper's or a copy of it) that the masks cover."""
+        return channel_variables(layer) if self.channels else prunable_weights(layer)
+    # --
 
     def weight_names(self) -> list[str]:
         """Stable names of the pruned weights: `<wrapper>/<variable path tail>`."""

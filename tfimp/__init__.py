@@ -4,7 +4,8 @@ The public API is re-exported here and loads on first use, so `import tfimp` and
 `tfimp --help` stay fast (nothing here imports TensorFlow until it is needed).
 
 Packages: `sparsity` (schedules, masks, the wrapper, prune/strip), `lottery` (the IMP driver),
-`clustering` (zero-preserving weight sharing), `data`, `models`, `pipeline` (recipes and
+`structure` (channel dependency groups and `shrink`), `clustering` (zero-preserving weight
+sharing), `data`, `models`, `pipeline` (recipes and
 `tfimp run`), `export`, `profile`, `bundle`.
 """
 
@@ -34,9 +35,11 @@ _LAZY = {
     "IMPResult": ("tfimp.lottery.driver", "IMPResult"),
     "sensitivity": ("tfimp.lottery.sensitivity", "sensitivity"),
     "cluster": ("tfimp.clustering.engine", "cluster"),
+    "shrink": ("tfimp.structure.shrink", "shrink"),
+    "structure_report": ("tfimp.structure.report", "structure_report"),
 }
 _SUBMODULES = ("bundle", "callbacks", "cli", "clustering", "data", "export", "lottery", "models",
-               "pipeline", "profile", "schedules", "sparsity", "wrappers")
+               "pipeline", "profile", "schedules", "sparsity", "structure", "wrappers")
 
 __all__ = ["InvalidArgumentError", "TfimpError", "__version__", *_LAZY, *_SUBMODULES]
 

@@ -64,6 +64,11 @@ def table(reports: list[dict]) -> str:
     if "dense_float32" in ex[0]:
         size_rows.insert(0, ("float32 .tflite, dense round-0 model (bytes)",
                              [e["dense_float32"]["bytes"] for e in ex]))
+    if "dense_int8" in ex[0]:
+        size_rows.insert(1, ("int8 .tflite, dense round-0 model (bytes)",
+                             [e["dense_int8"]["bytes"] for e in ex]))
+        size_rows.append(("TFLite Micro arena, dense int8 (bytes)",
+                          [(r.get("micro") or {}).get("dense_arena_bytes") for r in reports]))
     lines += [f"| {name} | {_ms(values, digits=0)} |" for name, values in size_rows]
     for target in sorted({x["target"] for x in r0["latency"]}):
         for threads in sorted({x["threads"] for x in r0["latency"]}):

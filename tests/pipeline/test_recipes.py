@@ -253,9 +253,11 @@ def test_run_command_smoke_prints_the_report(tmp_path, capsys):
     exports = {e["target"]: e for e in saved["exports"]}
     assert exports["dense_float32"]["bytes"] == exports["float32"]["dense_float32_bytes"]
     assert {(x["target"], x["threads"]) for x in saved["latency"]} == {
-        (t, n) for t in ("float32", "float16", "int8", "dense_float32") for n in (1, 2)}
+        (t, n) for t in ("float32", "float16", "int8", "dense_float32", "dense_int8")
+        for n in (1, 2)}
+    assert saved["micro"]["dense_arena_bytes"] > 0
     assert saved["smallest_litert"]["bytes"] == min(
-        e["bytes"] for e in saved["exports"] if e["target"] != "dense_float32")
+        e["bytes"] for e in saved["exports"] if not e["target"].startswith("dense_"))
     assert "float32, dense round 0 (baseline)" in out
 
 
@@ -310,3 +312,18 @@ def test_micro_gets_a_dense_int8_file_when_the_litert_one_is_sparse(tmp_path):
     path = _micro_source(recipe, str(sparse), model, types.SimpleNamespace(x_train=x))
     assert path != str(sparse) and not inspect(path).sparse_tensors
     assert "DENSIFY" not in inspect(path).ops
+
+
+def test_channel_variant_exports_the_shrunk_model_against_dense(tmp_path):
+    from tfimp.pipeline.runner import run
+
+    recipe = load_recipe("lenet5").smoke_recipe().override(
+        "imp.granularity=channel", "imp.layer_rates={}", "export.baseline=true",
+        "export.float16=false")
+    report = run(recipe, workdir=tmp_path)
+    assert report.errors == []
+    assert report.structure["params_after"] < report.structure["params_before"]
+    assert "## Channels, parameters and MACs" in open(f"{report.report_dir}/report.md").read()
+    exports = {e.target: e for e in report.exports}
+    assert exports["int8"].bytes < exports["dense_int8"].bytes  # channels gone, not zeros
+    assert report.micro["arena_bytes"] <= report.micro["dense_arena_bytes"]

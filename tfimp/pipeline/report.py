@@ -67,6 +67,8 @@ class RunReport:
     latency: tuple[LatencyRow, ...] = ()
     micro: dict | None = None
     seconds: float = 0.0
+    structure: dict | None = None
+    structure_table: str = ""
 
     @property
     def synthetic(self) -> bool:
@@ -75,7 +77,7 @@ class RunReport:
     @property
     def smallest_litert(self) -> ExportRow | None:
         """The smallest verified file of the pruned model among those LiteRT runs."""
-        rows = [e for e in self.exports if not e.error and e.target != "dense_float32"]
+        rows = [e for e in self.exports if not e.error and not e.target.startswith("dense_")]
         return min(rows, key=lambda e: e.bytes) if rows else None
 
     @property
@@ -133,7 +135,9 @@ def _json_default(value):
 
 
 def _label(target: str) -> str:
-    return "float32, dense round 0 (baseline)" if target == "dense_float32" else target
+    if target.startswith("dense_"):
+        return f"{target[len('dense_'):]}, dense round 0 (baseline)"
+    return target
 
 
 def _pct(x) -> str:
@@ -161,6 +165,10 @@ def markdown(report) -> str:
               f"Model: {r.recipe.model.name}, {r.params:,} parameters", ""]
     lines += _accuracy_section(r) + _rounds_section(r)
     lines += ["## Per-layer sparsity (best model)", "", "```", r.sparsity_table, "```", ""]
+    if r.structure_table:
+        lines += ["## Channels, parameters and MACs (dense round 0 -> shrunk best model)", "",
+                  "The exported models are the shrunk model: the pruned channels are gone.", "",
+                  "```", r.structure_table, "```", ""]
     lines += _export_section(r) + _latency_section(r) + _micro_section(r)
     if r.errors:
         lines += ["## Failed stages", ""] + [f"- {e}" for e in r.errors] + [""]
@@ -232,6 +240,9 @@ def _micro_section(r) -> list[str]:
         return lines + [f"Not runnable on TFLite Micro: {reason}", ""]
     lines += [f"- tensor arena: {m['arena_bytes']:,} bytes",
               f"- flash (model): {m['flash_bytes']:,} bytes"]
+    if m.get("dense_arena_bytes") is not None:
+        lines.append(f"- dense round-0 int8 model: tensor arena {m['dense_arena_bytes']:,} "
+                     "bytes")
     c = m.get("compression")
     if c and c["written"] != "none":
         lines.append(f"- C array ({c['written']}): flash {c['flash_bytes']:,} bytes, tensor "

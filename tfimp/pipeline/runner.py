@@ -61,6 +61,8 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
     best = result.best(budget=recipe.imp.budget)
     row = dict(result.best_round(recipe.imp.budget))
     fields = _imp_fields(recipe, data, result, best, row)
+    if recipe.imp.granularity.kind == "channel":
+        best, fields["structure"], fields["structure_table"] = _shrink(best, result.model(0))
     dense = result.model(0) if recipe.export.baseline else None
     exports, paths = _export_all(recipe, best, dense, data, report_dir / "models")
     latency = _latency(recipe, paths)
@@ -156,12 +158,15 @@ def _imp_fields(recipe: Recipe, data, result, best, row: dict) -> dict:
 
 
 def _export_all(recipe: Recipe, model, dense, data, out: Path) -> tuple[tuple, dict]:
-    """Exports the best model (float32/float16/int8) and, when given, the dense round-0 model as a
-    float32 baseline; returns the rows and the paths of the files that were written."""
+    """Exports the best model (float32/float16/int8) and, when given, the dense round-0 model as
+    float32 and int8 baselines; returns the rows and the paths of the files that were written."""
     spec = recipe.export
     jobs = [(t, model, q, spec.sparse) for t, q in _quantizations(spec).items()]
     if dense is not None:
         jobs.append(("dense_float32", dense, None, False))
+        if spec.int8:
+            jobs.append(("dense_int8", dense, Int8(per_channel_dense=spec.per_channel_dense),
+                         False))
     rows, paths = [], {}
     for target, keras_model, quantization, sparse in jobs:
         path = out / f"{recipe.name}_{target}.tflite"
@@ -170,6 +175,17 @@ def _export_all(recipe: Recipe, model, dense, data, out: Path) -> tuple[tuple, d
         if not row.error:
             paths[target] = str(path)
     return tuple(rows), paths
+
+
+def _shrink(model, dense) -> tuple:
+    """The channel-pruned best model with its removed channels gone, and what that changed
+    against the dense model: channels, parameters and MACs per layer."""
+    from tfimp.structure.report import structure_report
+    from tfimp.structure.shrink import shrink
+
+    small = shrink(model)
+    report = structure_report(small, reference=dense)
+    return small, report.to_dict(), str(report)
 
 
 def _quantizations(spec) -> dict:
@@ -228,6 +244,11 @@ def _micro(recipe: Recipe, paths: dict, out: Path, data, model) -> dict | None:
         info = profile.micro(source, board=recipe.profile.board).get_config()
     except (ValueError, RuntimeError, OSError) as e:
         return {"arena_bytes": None, "error": _first_line(e)}
+    if "dense_int8" in paths:
+        try:
+            info["dense_arena_bytes"] = profile.micro(paths["dense_int8"]).arena_bytes
+        except (ValueError, RuntimeError, OSError) as e:
+            info["dense_arena_error"] = _first_line(e)
     if recipe.export.micro and info.get("arena_bytes") is not None:
         xs = data.x_test[:min(recipe.export.verify_samples, MICRO_VERIFY_SAMPLES)]
         try:

@@ -114,6 +114,9 @@ class FakeQuant(keras.layers.Layer):
     (min <= 0 <= max); the first training batch sets it when nothing has. In inference the
     stored range is used, as the converted model will.
 
+    Called with `track=False`, the layer rounds a tensor to its range without updating it:
+    the output of an op whose int8 kernel keeps its input's scale (average pooling).
+
     Args:
         decay: weight of the old range in the moving average.
         fixed_range: `(lo, hi)` for tensors whose range the int8 kernel fixes (softmax,
@@ -142,11 +145,12 @@ class FakeQuant(keras.layers.Layer):
                                initializer=keras.initializers.Constant(value),
                                aggregation="only_first_replica")
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, track=True):
         if is_calibrating():
-            self._record(inputs)
+            if track:
+                self._record(inputs)
             return inputs
-        if training and self.fixed_range is None:
+        if training and track and self.fixed_range is None:
             self._track(inputs)
         lo, hi = self.range_min, self.range_max
         if self.fixed_range is None:  # a range never set must not divide by zero

@@ -3,8 +3,9 @@
 The wrapper reads the weights of the layer it wraps (a plain Keras layer, or a
 `PruneLowMagnitude` whose `MaskConstraint` keeps pruned weights at zero), multiplies a
 following batch norm into them, rounds them to their int8 grid, and computes the layer's
-op, bias and activation, then fake-quantizes the output: the same arithmetic as the int8
-kernel that the TFLite converter writes for the layer (with the batch norm folded in).
+op, bias and activation: with the `FakeQuant` that follows it in the model, the same
+arithmetic as the int8 kernel that the TFLite converter writes for the layer (with the batch
+norm folded in).
 
 `KINDS` says, for each supported layer class, which weights are kernels, how the op is
 computed, and how a batch-norm scale folds into the kernels.
@@ -152,9 +153,11 @@ class QuantizeWrapper(keras.layers.Wrapper):
         activation: the activation applied after the (folded) layer; None uses the wrapped
             layer's own. relu and relu6 are fused into the op as TFLite fuses them.
         decay: moving-average decay of the activation ranges.
+        per_channel: one weight scale per output channel (False: one per kernel).
     """
 
-    def __init__(self, layer, batch_norm=None, activation=None, decay: float = 0.99, **kwargs):
+    def __init__(self, layer, batch_norm=None, activation=None, decay: float = 0.99,
+                 per_channel: bool = True, **kwargs):
         super().__init__(layer, **kwargs)
         base = self.base
         self.kind = kind_of(base)
@@ -174,10 +177,9 @@ class QuantizeWrapper(keras.layers.Wrapper):
         self.activation = keras.activations.get(self.activation_name)
         self.batch_norm = batch_norm
         self.decay = decay
+        self.per_channel = bool(per_channel)
         fused = self.activation_name in FUSED_ACTIVATIONS
         self.pre_quantizer = None if fused else FakeQuant(decay, name="pre_activation")
-        self.output_quantizer = FakeQuant(
-            decay, fixed_range=FIXED_RANGES.get(self.activation_name), name="output")
         self.mid_quantizer = FakeQuant(decay, name="mid") if self.kind.has_mid else None
 
     @property
@@ -187,8 +189,15 @@ class QuantizeWrapper(keras.layers.Wrapper):
 
     @property
     def quantizers(self) -> list[FakeQuant]:
-        return [q for q in (self.mid_quantizer, self.pre_quantizer, self.output_quantizer)
-                if q is not None]
+        """The ranges inside the layer: between a separable convolution's two ops, and before
+        an activation that TFLite does not fuse. The output's range is the `FakeQuant` that
+        follows the wrapper."""
+        return [q for q in (self.mid_quantizer, self.pre_quantizer) if q is not None]
+
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """The fixed output range of the activation's int8 kernel (softmax, ...), if any."""
+        return FIXED_RANGES.get(self.activation_name)
 
     def build(self, input_shape):
         if not self.layer.built:
@@ -222,7 +231,7 @@ class QuantizeWrapper(keras.layers.Wrapper):
     def call(self, inputs, training=None):
         kernels, bias = self.folded_weights()
         if not is_calibrating():
-            kernels = [q(k) for q, k in zip(self.kind.quantize, kernels)]
+            kernels = [q(k, self.per_channel) for q, k in zip(self.kind.quantize, kernels)]
 
         def mid(t):
             return self.mid_quantizer(t, training=training)
@@ -232,7 +241,7 @@ class QuantizeWrapper(keras.layers.Wrapper):
             y = y + bias
         if self.pre_quantizer is not None:
             y = self.pre_quantizer(y, training=training)
-        return self.output_quantizer(self.activation(y), training=training)
+        return self.activation(y)
 
     def get_config(self):
         config = super().get_config()
@@ -241,6 +250,7 @@ class QuantizeWrapper(keras.layers.Wrapper):
             else keras.saving.serialize_keras_object(self.batch_norm),
             activation=self.activation_name,
             decay=self.decay,
+            per_channel=self.per_channel,
         )
         return config
 

@@ -26,7 +26,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from tfimp.quantization.fake_quant import FakeQuant, calibrating
+from tfimp.quantization.fake_quant import FIXED_RANGES, FakeQuant, calibrating
 from tfimp.quantization.layers import KINDS, QuantizeWrapper, activation_name, kind_of
 from tfimp.sparsity.wrapper import PruneLowMagnitude
 
@@ -49,6 +49,10 @@ SAME_SCALE: tuple[type, ...] = (
     L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D, L.SpatialDropout3D,
     L.GaussianNoise, L.GaussianDropout, L.AlphaDropout, L.ActivityRegularization,
 )
+# int8 kernels that compute new values but keep the input's scale: their output is rounded
+# to the input's range.
+SAME_SCALE_ROUNDED: tuple[type, ...] = (L.AveragePooling1D, L.AveragePooling2D,
+                                        L.AveragePooling3D)
 # Layers with weights that are not kernels, kept as they are, with a range on their output.
 # The converter quantizes their constants itself, so the int8 file matches them less closely.
 KEPT_WITH_WEIGHTS: tuple[type, ...] = (L.BatchNormalization,)
@@ -225,73 +229,90 @@ def _copy(layer):
     return clone
 
 
-def _quantize_outputs(outputs, layer, decay: float):
-    """Each float output of `layer` through a new `FakeQuant` (fixed ranges for softmax &c)."""
-    from tfimp.quantization.fake_quant import FIXED_RANGES
-
-    if isinstance(layer, SAME_SCALE):
-        return outputs
-    fixed = FIXED_RANGES.get(_fixed_activation(layer) or "")
-    flat = keras.tree.flatten(outputs)
-    done = [FakeQuant(decay, fixed_range=fixed, name=_unique(f"quant_{_name(layer)}"))(t)
-            if keras.backend.is_float_dtype(t.dtype) else t for t in flat]
-    return keras.tree.pack_sequence_as(outputs, done)
-
-
-_NAMES: set[str] = set()
-
-
-def _unique(name: str) -> str:
-    base, k = name, 1
-    while name in _NAMES:
-        k += 1
-        name = f"{base}_{k}"
-    _NAMES.add(name)
-    return name
+def _range_of(tensor) -> FakeQuant | None:
+    """The `FakeQuant` whose range a tensor of the rebuilt graph is on, if any."""
+    while True:
+        history = getattr(tensor, "_keras_history", None)
+        if history is None:
+            return None
+        op = history.operation
+        if isinstance(op, FakeQuant):
+            return op
+        node = op._inbound_nodes[history.node_index]
+        if not isinstance(op, SAME_SCALE) or len(node.input_tensors) != 1:
+            return None
+        tensor = node.input_tensors[0]
 
 
-def _name(op) -> str:
-    return getattr(op, "name", type(op).__name__.lower())
+class _Rebuild:
+    """Runs a model's graph on new inputs with quantization-aware layers in place."""
 
+    def __init__(self, model, decay: float, per_channel_dense: bool):
+        self.decay = decay
+        self.per_channel_dense = per_channel_dense
+        self.names = {layer.name for layer in model.layers}
 
-def _rebuild(model, graph, fusions: dict[int, _Fusion], decay: float) -> keras.Model:
-    _NAMES.clear()
-    _NAMES.update(layer.name for layer in model.layers)
-    inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t.name)
-              for t in graph.inputs]
-    tensors = {}
-    for old, new in zip(graph.inputs, inputs):
-        tensors[id(old)] = (FakeQuant(decay, name=_unique(f"quant_{old.name}"))(new)
-                            if keras.backend.is_float_dtype(new.dtype) else new)
-    copies: dict[int, object] = {}
-    for node in _nodes(graph):
-        if any(id(t) not in tensors for t in node.input_tensors):
-            continue
-        fusion = fusions.get(id(node))
-        if fusion is not None and node is not fusion.node:
-            continue  # computed by its kernel layer's wrapper
-        args, kwargs = node.arguments.fill_in(tensors)
-        if fusion is not None:
-            out = _wrap(fusion, decay)(*args, **kwargs)
-            node = fusion.last
-        else:
-            op = node.operation
-            if id(op) not in copies:
-                copies[id(op)] = _copy(op)
-            out = _quantize_outputs(copies[id(op)](*args, **kwargs), op, decay)
-        for old, new in zip(node.outputs, keras.tree.flatten(out)):
-            tensors[id(old)] = new
-    outputs = keras.tree.pack_sequence_as(graph._outputs_struct,
-                                          [tensors[id(t)] for t in graph.outputs])
-    return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name)
+    def unique(self, name: str) -> str:
+        base, k = name, 1
+        while name in self.names:
+            k += 1
+            name = f"{base}_{k}"
+        self.names.add(name)
+        return name
 
+    def run(self, model, graph, fusions: dict[int, _Fusion]) -> keras.Model:
+        inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t.name)
+                  for t in graph.inputs]
+        tensors = {id(old): self.quantize(new, new.name) for old, new in zip(graph.inputs, inputs)}
+        copies: dict[int, object] = {}
+        for node in _nodes(graph):
+            fusion = fusions.get(id(node))
+            if fusion is not None and node is not fusion.node:
+                continue  # computed by its kernel layer's wrapper
+            args, kwargs = node.arguments.fill_in(tensors)
+            if fusion is not None:
+                wrapper = self.wrap(fusion)
+                out = self.quantize(wrapper(*args, **kwargs), wrapper.name, wrapper.output_range)
+                node = fusion.last
+            else:
+                if id(node.operation) not in copies:
+                    copies[id(node.operation)] = _copy(node.operation)
+                out = self.outputs_of(copies[id(node.operation)], args, kwargs)
+            for old, new in zip(node.outputs, keras.tree.flatten(out)):
+                tensors[id(old)] = new
+        outputs = keras.tree.pack_sequence_as(graph._outputs_struct,
+                                              [tensors[id(t)] for t in graph.outputs])
+        return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name)
 
-def _wrap(fusion: _Fusion, decay: float) -> QuantizeWrapper:
-    layer = fusion.node.operation
-    bn = None if fusion.batch_norm is None else _copy(fusion.batch_norm.operation)
-    base = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
-    return QuantizeWrapper(_copy(layer), batch_norm=bn, activation=fusion.activation_name,
-                           decay=decay, name=_unique(f"quant_{base.name}"))
+    def outputs_of(self, op, args, kwargs):
+        """The op's outputs, quantized as its int8 kernel's: on a new range (fixed for
+        softmax &c), on its input's (max pooling, reshapes), or rounded to its input's
+        (average pooling)."""
+        outputs = op(*args, **kwargs)
+        if isinstance(op, SAME_SCALE):
+            return outputs
+        if isinstance(op, SAME_SCALE_ROUNDED) and len(op._inbound_nodes) == 1:
+            source = _range_of(op.input)
+            if source is not None:
+                return source(outputs, track=False)
+        name = getattr(op, "name", type(op).__name__.lower())
+        return self.quantize(outputs, name, FIXED_RANGES.get(_fixed_activation(op) or ""))
+
+    def quantize(self, outputs, name: str, fixed=None):
+        flat = keras.tree.flatten(outputs)
+        done = [FakeQuant(self.decay, fixed_range=fixed, name=self.unique(f"{name}_quant"))(t)
+                if keras.backend.is_float_dtype(t.dtype) else t for t in flat]
+        return keras.tree.pack_sequence_as(outputs, done)
+
+    def wrap(self, fusion: _Fusion) -> QuantizeWrapper:
+        layer = fusion.node.operation
+        bn = None if fusion.batch_norm is None else _copy(fusion.batch_norm.operation)
+        pruned = isinstance(layer, PruneLowMagnitude)
+        base = layer.layer if pruned else layer
+        per_channel = self.per_channel_dense or not isinstance(base, L.Dense)
+        return QuantizeWrapper(_copy(layer), batch_norm=bn, activation=fusion.activation_name,
+                               decay=self.decay, per_channel=per_channel,
+                               name=self.unique(base.name) if pruned else layer.name)
 
 
 def quantize_aware(
@@ -299,6 +320,7 @@ def quantize_aware(
     *,
     representative_data=None,
     decay: float = 0.99,
+    per_channel_dense: bool = True,
     batch_size: int = 32,
 ) -> keras.Model:
     """A copy of `model` that trains with the int8 arithmetic of its TFLite conversion.
@@ -317,6 +339,9 @@ def quantize_aware(
             inputs, samples first) that set the initial ranges as post-training calibration
             would; None sets them from the first training batch.
         decay: moving-average decay of the activation ranges during training.
+        per_channel_dense: one weight scale per output unit of Dense layers, as
+            `tfimp.export.Int8()` converts them; False uses one scale per Dense kernel (as
+            `Int8(per_channel_dense=False)`, smaller files). Convolutions are per channel.
         batch_size: batch size of the calibration passes.
 
     Returns:
@@ -329,7 +354,11 @@ def quantize_aware(
     graph = _check_model(model)
     if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1:
         raise ValueError(f"Argument `decay` must be a number in [0, 1). Received: decay={decay!r}")
-    qat = _rebuild(model, graph, _plan(graph), float(decay))
+    if not isinstance(per_channel_dense, bool):
+        raise ValueError(f"Argument `per_channel_dense` must be True or False. Received: "
+                         f"per_channel_dense={per_channel_dense!r}")
+    rebuild = _Rebuild(model, float(decay), per_channel_dense)
+    qat = rebuild.run(model, graph, _plan(graph))
     if representative_data is not None:
         calibrate(qat, representative_data, batch_size=batch_size)
     return qat
@@ -421,11 +450,18 @@ def _strip_layer(layer):
     new = QuantizeWrapper(base, batch_norm=bn,
                           activation=None if own == layer.activation_name
                           else layer.activation_name,
-                          decay=layer.decay, name=layer.name)
+                          decay=layer.decay, per_channel=layer.per_channel, name=layer.name)
     new.build(layer.get_build_config()["input_shape"])
     for src, dst in zip(layer.quantizers, new.quantizers):
         dst.set_weights(src.get_weights())
     return new
+
+
+def per_channel_dense(model: keras.Model) -> bool | None:
+    """Whether the model's Dense kernels have one scale per unit; None without Dense."""
+    found = {lay.per_channel for lay in model.layers
+             if isinstance(lay, QuantizeWrapper) and isinstance(lay.base, L.Dense)}
+    return None if not found else found.pop() if len(found) == 1 else None
 
 
 def not_ready(model: keras.Model) -> list[str]:

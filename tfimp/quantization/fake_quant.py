@@ -25,7 +25,9 @@ __all__ = [
     "weight_scales",
 ]
 
-_QMIN, _QMAX = -128, 127
+_QMIN = -128
+# Smallest width of an activation range: a range never set must not divide by zero.
+_EPSILON = 1e-6
 # Output ranges that TFLite's int8 kernels fix for these activations (scale, zero point).
 FIXED_RANGES = {
     "softmax": (0.0, 255.0 / 256.0),
@@ -44,14 +46,16 @@ def weight_scales(w: np.ndarray, per_channel: bool = True) -> np.ndarray:
 def activation_params(lo: float, hi: float) -> tuple[float, int]:
     """The int8 `(scale, zero_point)` of the range `[lo, hi]`, nudged so 0.0 is exact.
 
-    This is the nudging of TensorFlow's `FakeQuantWithMinMaxVars` (8 bits, full range),
-    shifted from uint8 to int8 as the converter does.
+    This is the nudging of TensorFlow's `FakeQuantWithMinMaxVars` (8 bits, full range, in
+    float32 as its kernel computes it), shifted from uint8 to int8 as the converter does.
     """
-    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
-    scale = (hi - lo) / 255.0 if hi > lo else 1.0 / 255.0
-    zero_from_min = -lo / scale
-    zero_point = int(np.clip(np.floor(zero_from_min + 0.5), 0, 255))
-    return float(np.float32(scale)), zero_point + _QMIN
+    f = np.float32
+    lo, hi = f(lo), f(hi)
+    hi = max(hi, f(lo + f(_EPSILON)))
+    scale = f((hi - lo) / f(255.0))
+    zero_from_min = f(f(0.0) - lo / scale)
+    zero_point = int(np.clip(np.floor(float(zero_from_min) + 0.5), 0, 255))  # std::round
+    return float(scale), zero_point + _QMIN
 
 
 def _range(w, axes):
@@ -153,8 +157,8 @@ class FakeQuant(keras.layers.Layer):
         if training and track and self.fixed_range is None:
             self._track(inputs)
         lo, hi = self.range_min, self.range_max
-        if self.fixed_range is None:  # a range never set must not divide by zero
-            hi = keras.ops.maximum(hi, lo + 1e-6)
+        if self.fixed_range is None:
+            hi = keras.ops.maximum(hi, lo + _EPSILON)
         return fake_quant_activations(inputs, lo, hi)
 
     def _track(self, x) -> None:

@@ -12,7 +12,7 @@ from tfimp.quantization import (
     quantize_aware,
     strip,
 )
-from tfimp.quantization.fake_quant import calibrating
+from tfimp.quantization.fake_quant import unquantized
 from tfimp.sparsity.engine import get_masks
 from tfimp.wrappers import PruneLowMagnitude
 
@@ -72,9 +72,14 @@ def test_rebuilt_graph_wraps_kernels_and_leaves_the_model_untouched():
 def test_folded_float_path_equals_the_original_model():
     model = conv_net()
     qat = quantize_aware(model, representative_data=X)
-    with calibrating():  # weights and activations in float: only the folding differs
+    ranges = [q.get_weights() for q in fake_quant_layers(qat)]
+    with unquantized():  # weights and activations in float: only the folding differs
         folded = keras.ops.convert_to_numpy(qat(X, training=False))
     np.testing.assert_allclose(folded, model.predict(X, verbose=0), atol=2e-6)
+    tfimp.quantization.calibrate(qat, X[:2])  # records nothing left over from above
+    after = [q.get_weights() for q in fake_quant_layers(qat)]
+    assert all(a[0] >= b[0] and a[1] <= b[1] for a, b in zip(after, ranges))
+    assert sum(a[1] < b[1] for a, b in zip(after, ranges)) >= len(ranges) // 2
     quantized = qat.predict(X, verbose=0)
     assert 0 < np.abs(quantized - folded).max() < 0.1
 

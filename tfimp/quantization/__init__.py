@@ -7,7 +7,12 @@ does it, and the range-tracking `FakeQuant` layer), `layers` (`QuantizeWrapper`,
 supported layers), `qat` (the model rewrite, calibration, `strip`).
 """
 
-from tfimp.quantization.fake_quant import FakeQuant, activation_params, weight_scales
+from tfimp.quantization.fake_quant import (
+    FakeQuant,
+    activation_params,
+    unquantized,
+    weight_scales,
+)
 from tfimp.quantization.layers import KINDS, QuantizeWrapper
 from tfimp.quantization.qat import (
     calibrate,
@@ -21,5 +26,5 @@ from tfimp.quantization.qat import (
 __all__ = [
     "FakeQuant", "KINDS", "QuantizeWrapper", "activation_params", "calibrate",
     "fake_quant_layers", "is_quantize_aware", "not_ready", "quantize_aware", "strip",
-    "weight_scales",
+    "unquantized", "weight_scales",
 ]

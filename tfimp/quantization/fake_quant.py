@@ -22,6 +22,7 @@ __all__ = [
     "calibrating",
     "fake_quant_activations",
     "fake_quant_weights",
+    "unquantized",
     "weight_scales",
 ]
 
@@ -92,22 +93,39 @@ def fake_quant_activations(x, lo, hi):
         tf.convert_to_tensor(x), lo, hi, num_bits=8, narrow_range=False)
 
 
-_CALIBRATING: list[bool] = [False]
+_MODES: list[str] = ["quantized"]
 
 
 @contextlib.contextmanager
 def calibrating() -> Iterator[None]:
     """Within this block, eager calls of quantization-aware layers compute in float and
     `FakeQuant` layers record the min and max of what passes through them."""
-    _CALIBRATING.append(True)
+    _MODES.append("calibrating")
     try:
         yield
     finally:
-        _CALIBRATING.pop()
+        _MODES.pop()
+
+
+@contextlib.contextmanager
+def unquantized() -> Iterator[None]:
+    """Within this block, eager calls of quantization-aware layers compute in float, with the
+    same (folded) weights and no rounding: the model that post-training quantization of the
+    same weights would start from."""
+    _MODES.append("float")
+    try:
+        yield
+    finally:
+        _MODES.pop()
 
 
 def is_calibrating() -> bool:
-    return _CALIBRATING[-1]
+    return _MODES[-1] == "calibrating"
+
+
+def is_float() -> bool:
+    """True while calibrating or within `unquantized()`."""
+    return _MODES[-1] != "quantized"
 
 
 @keras.saving.register_keras_serializable(package="tfimp")
@@ -150,8 +168,8 @@ class FakeQuant(keras.layers.Layer):
                                aggregation="only_first_replica")
 
     def call(self, inputs, training=None, track=True):
-        if is_calibrating():
-            if track:
+        if is_float():
+            if track and is_calibrating():
                 self._record(inputs)
             return inputs
         if training and track and self.fixed_range is None:

@@ -22,7 +22,7 @@ from tfimp.quantization.fake_quant import (
     FIXED_RANGES,
     FakeQuant,
     fake_quant_weights,
-    is_calibrating,
+    is_float,
 )
 from tfimp.sparsity.wrapper import PruneLowMagnitude
 
@@ -230,7 +230,7 @@ class QuantizeWrapper(keras.layers.Wrapper):
 
     def call(self, inputs, training=None):
         kernels, bias = self.folded_weights()
-        if not is_calibrating():
+        if not is_float():
             kernels = [q(k, self.per_channel) for q, k in zip(self.kind.quantize, kernels)]
 
         def mid(t):

@@ -249,3 +249,25 @@ def test_fake_quant_layers_include_those_inside_wrappers():
     assert all(isinstance(q, FakeQuant) for q in fake_quant_layers(qat))
     assert len(fake_quant_layers(qat)) == sum(isinstance(lay, FakeQuant)
                                               for lay in qat.layers) + len(inner)
+
+
+def test_average_pooling_rounds_to_its_input_range(tmp_path):
+    """TFLite's int8 average pool keeps its input's scale: the output reuses the input's
+    FakeQuant (without updating it), so the converter needs no requantize op."""
+    model = _model(L.Reshape((2, 3, 1)), L.Conv2D(4, 1, name="conv"),
+                   L.AveragePooling2D((2, 1), name="avg"), L.Flatten(), L.Dense(2, name="fc"))
+    qat = quantize_aware(model, representative_data=RNG.random((8, 6)).astype("float32"))
+    names = [layer.name for layer in qat.layers]
+    assert "avg_quant" not in names
+    tied = qat.get_layer("conv_quant")
+    assert len(tied._inbound_nodes) == 2
+    before = tied.get_weights()
+    qat.compile("sgd", "mse")
+    qat.fit(RNG.random((8, 6)).astype("float32") * 5, np.zeros((8, 2)), verbose=0)
+    path = tmp_path / "avg.keras"
+    qat.save(path)
+    loaded = keras.saving.load_model(path)
+    assert len(loaded.get_layer("conv_quant")._inbound_nodes) == 2
+    assert tied.get_weights()[1] > before[1]  # the first call still tracks the range
+    x = RNG.random((4, 6)).astype("float32")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), qat.predict(x, verbose=0))

@@ -23,11 +23,13 @@ What the rebuilt model computes, per tensor, is what the converter's int8 model 
 from __future__ import annotations
 
 import dataclasses
+
 import keras
 import numpy as np
 
 from tfimp.quantization.fake_quant import FIXED_RANGES, FakeQuant, calibrating
 from tfimp.quantization.layers import KINDS, QuantizeWrapper, activation_name, kind_of
+from tfimp.sparsity.registry import prunable_weights
 from tfimp.sparsity.wrapper import PruneLowMagnitude
 
 __all__ = [
@@ -441,8 +443,6 @@ def _strip_layer(layer):
     base = type(wrapper.layer).from_config(wrapper.layer.get_config())
     base.build_from_config(wrapper.layer.get_build_config())
     base.set_weights(wrapper.layer.get_weights())
-    from tfimp.sparsity.registry import prunable_weights
-
     for var, mask in zip(prunable_weights(base), wrapper.get_masks()):
         var.assign(keras.ops.convert_to_numpy(var) * mask)
     bn = None if layer.batch_norm is None else _copy(layer.batch_norm)
@@ -467,6 +467,5 @@ def per_channel_dense(model: keras.Model) -> bool | None:
 def not_ready(model: keras.Model) -> list[str]:
     """Names of the `FakeQuant` layers whose range was never set (no calibration, no
     training step)."""
-    return [q.path if hasattr(q, "path") else q.name
-            for q in fake_quant_layers(model) if not q.is_ready]
+    return [q.path for q in fake_quant_layers(model) if not q.is_ready]
 

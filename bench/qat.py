@@ -1,7 +1,8 @@
 """A QAT finishing stage vs post-training int8 quantization on a 60%-pruned LeNet-5.
 
 LeNet-5 (`tfimp.models.lenet5`) on scikit-learn's digits resized to 28x28 (offline). For
-each seed: train the dense model, prune 60% of every layer's weights (unstructured, one shot),
+each seed: train the dense model, prune `--sparsity` (60%) of every layer's weights
+(unstructured, one shot),
 fine-tune with the masks fixed; then three int8 files, all written by
 `tfimp.export.to_tflite(quantization="int8")` and run in LiteRT:
 
@@ -16,8 +17,10 @@ difference in output quantization steps), the training
 step-time ratio QAT / plain masked training (interleaved chunks, median), and optionally
 tfmot's pruning-preserving QAT (PQAT) on the same network in a tf_keras virtualenv.
 
-    python bench/qat.py [--seeds 0 1 2] [--epochs 10] [--finetune 5] [--qat-epochs 2]
-                        [--tfmot-python /work/venv-tfmot/bin/python]
+    python bench/qat.py [--seeds 0 1 2] [--sparsity 0.6] [--epochs 10] [--finetune 5]
+                        [--qat-epochs 2] [--tfmot-python VENV/bin/python]
+
+VENV: a virtualenv with tensorflow, tf-keras and tensorflow-model-optimization==0.8.1.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ import tfimp  # noqa: E402
 from tfimp.export import run_litert, to_tflite  # noqa: E402
 from tfimp.quantization import quantize_aware, unquantized  # noqa: E402
 
-SPARSITY = 0.6
 BATCH = 64
 CALIBRATION = 256
 
@@ -79,7 +81,7 @@ def run_seed(seed: int, data, args) -> dict:
     keras.utils.set_random_seed(seed)
     dense = _compile(tfimp.models.lenet5(), 1e-3)
     _fit(dense, data, args.epochs)
-    pruned = _compile(tfimp.prune(dense, SPARSITY), 1e-3)
+    pruned = _compile(tfimp.prune(dense, args.sparsity), 1e-3)
     _fit(pruned, data, args.finetune)
     result = {"seed": seed, "dense_float": _accuracy(dense, data),
               "pruned_float": _accuracy(pruned, data)}
@@ -123,20 +125,22 @@ def run_seed(seed: int, data, args) -> dict:
 
 
 def step_time_ratio(plain, qat, data, rounds: int, steps: int) -> float:
-    """Median over rounds of (QAT chunk time / plain chunk time), chunks interleaved."""
-    x, y = data.x_train[:BATCH], data.y_train[:BATCH]
+    """Median over rounds of (QAT chunk time / plain chunk time); the chunks alternate, and
+    which model goes first alternates too, so both see the same machine load."""
+    batches = [(data.x_train[i:i + BATCH], data.y_train[i:i + BATCH])
+               for i in range(0, len(data.x_train) - BATCH + 1, BATCH)]
     for model in (plain, qat):
-        for _ in range(5):
+        for x, y in batches[:5]:
             model.train_on_batch(x, y)
     ratios = []
-    for _ in range(rounds):
-        times = []
-        for model in (plain, qat):
+    for r in range(rounds):
+        times = {}
+        for model in ((plain, qat) if r % 2 == 0 else (qat, plain)):
             start = time.perf_counter()
-            for _ in range(steps):
-                model.train_on_batch(x, y)
-            times.append(time.perf_counter() - start)
-        ratios.append(times[1] / times[0])
+            for k in range(steps):
+                model.train_on_batch(*batches[k % len(batches)])
+            times[id(model)] = time.perf_counter() - start
+        ratios.append(times[id(qat)] / times[id(plain)])
     return statistics.median(ratios)
 
 
@@ -147,7 +151,8 @@ def run_tfmot(python: str, data, args) -> list[dict]:
         npz = os.path.join(tmp, "digits.npz")
         np.savez(npz, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
                  y_test=data.y_test)
-        cmd = [python, script, npz, "--seeds", *map(str, args.seeds), "--epochs",
+        cmd = [python, script, npz, "--sparsity", str(args.sparsity), "--seeds",
+               *map(str, args.seeds), "--epochs",
                str(args.epochs), "--finetune", str(args.finetune), "--qat-epochs",
                str(args.qat_epochs), "--qat-lr", str(args.qat_lr)]
         env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
@@ -168,7 +173,7 @@ def report(results: list[dict], peer: list[dict] | None, args) -> str:
     n = args.qat_epochs
     rows = [
         ("dense float", _mean(get("dense_float")), "", ""),
-        (f"pruned {SPARSITY:.0%} float (fine-tuned {args.finetune} ep)",
+        (f"pruned {args.sparsity:.0%} float (fine-tuned {args.finetune} ep)",
          _mean(get("pruned_float")), "", ""),
         ("PTQ int8", "", _mean(get("ptq", "int8")), _mean(get("ptq", "agree_float"))),
         (f"PTQ int8 after {n} more float ep", _mean(get("ptq_more", "float")),
@@ -219,8 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune", type=int, default=5)
     parser.add_argument("--qat-epochs", type=int, default=2)
     parser.add_argument("--qat-lr", type=float, default=1e-4)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--sparsity", type=float, default=0.6)
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--tfmot-python", default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)

@@ -23,7 +23,6 @@ import tensorflow_model_optimization as tfmot  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
-SPARSITY = 0.6
 BATCH = 64
 CALIBRATION = 256
 
@@ -87,7 +86,7 @@ def run_seed(seed: int, d, args) -> dict:
     dense = _compile(lenet5(), 1e-3)
     dense.fit(x, y, batch_size=BATCH, epochs=args.epochs, verbose=0)
     # One shot, then fixed masks, as tfimp.prune(model, 0.6): tfmot prunes at steps 0..1 only.
-    schedule = tfmot.sparsity.keras.ConstantSparsity(SPARSITY, begin_step=0, end_step=1,
+    schedule = tfmot.sparsity.keras.ConstantSparsity(args.sparsity, begin_step=0, end_step=1,
                                                      frequency=1)
     pruned = _compile(tfmot.sparsity.keras.prune_low_magnitude(dense, pruning_schedule=schedule),
                       1e-3)
@@ -119,6 +118,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--sparsity", type=float, default=0.6)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--finetune", type=int, default=5)
     parser.add_argument("--qat-epochs", type=int, default=2)

@@ -51,7 +51,9 @@ def to_tflite(
     """Converts a Keras 3 model (pruned or plain) to a .tflite model that LiteRT runs.
 
     Args:
-        model: a built Keras 3 model; a model pruned with `tfimp.prune` is stripped first.
+        model: a built Keras 3 model; a model pruned with `tfimp.prune` is stripped first. A
+            model from `tfimp.quantize_aware` converts to int8 with the ranges it learned
+            (its `representative_data` is optional).
         path: where to write the .tflite file (atomically); None keeps it in memory.
         quantization: None/"float32", "dynamic", "float16", "int8", "int16x8" or a config
             from `tfimp.export.quantization` (e.g. `Int8(integer_io=True)`).
@@ -78,6 +80,12 @@ def to_tflite(
     model = _plain_model(model)
     recurrent.check_exportable(model)
     config = quant_lib.get(quantization)
+    if _quantize_aware(model):
+        from tfimp.quantization.convert import export_model, sample_inputs
+
+        model = export_model(model, config)
+        if representative_data is None:
+            representative_data = sample_inputs(model)
     if not isinstance(sparse, (bool, str)) or sparse not in _SPARSE_CHOICES:
         raise ValueError(
             f"Argument `sparse` must be True, False or 'auto'. Received: sparse={sparse!r}")
@@ -212,6 +220,10 @@ def convert_bytes(model, config: quant_lib.Quantization, sparse: bool, rep=None)
         converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     if config.needs_representative_data:
         converter.representative_dataset = rep
+    if config.integer_only and _quantize_aware(model):
+        from tfimp.quantization.convert import configure_converter
+
+        configure_converter(converter)
     try:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             # Keras prints the temporary export to stdout. The warning is about TF1's
@@ -267,6 +279,12 @@ def _plain_model(model):
     from tfimp.sparsity.engine import is_pruned, strip
 
     return strip(model) if is_pruned(model) else model
+
+
+def _quantize_aware(model) -> bool:
+    from tfimp.quantization.qat import is_quantize_aware
+
+    return is_quantize_aware(model)
 
 
 def _input_shapes(model) -> list[tuple]:

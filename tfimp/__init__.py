@@ -5,8 +5,8 @@ The public API is re-exported here and loads on first use, so `import tfimp` and
 
 Packages: `sparsity` (schedules, masks, the wrapper, prune/strip), `lottery` (the IMP driver),
 `structure` (channel dependency groups and `shrink`), `clustering` (zero-preserving weight
-sharing), `data`, `models`, `pipeline` (recipes and
-`tfimp run`), `export`, `profile`, `bundle`.
+sharing), `quantization` (quantization-aware training that keeps the masks), `data`,
+`models`, `pipeline` (recipes and `tfimp run`), `export`, `profile`, `bundle`.
 """
 
 import importlib
@@ -36,10 +36,12 @@ _LAZY = {
     "sensitivity": ("tfimp.lottery.sensitivity", "sensitivity"),
     "cluster": ("tfimp.clustering.engine", "cluster"),
     "shrink": ("tfimp.structure.shrink", "shrink"),
+    "quantize_aware": ("tfimp.quantization.qat", "quantize_aware"),
     "structure_report": ("tfimp.structure.report", "structure_report"),
 }
 _SUBMODULES = ("bundle", "callbacks", "cli", "clustering", "data", "export", "lottery", "models",
-               "pipeline", "profile", "schedules", "sparsity", "structure", "wrappers")
+               "pipeline", "profile", "quantization", "schedules", "sparsity", "structure",
+               "wrappers")
 
 __all__ = ["InvalidArgumentError", "TfimpError", "__version__", *_LAZY, *_SUBMODULES]
 

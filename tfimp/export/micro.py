@@ -15,6 +15,7 @@ import re
 
 import numpy as np
 
+from tfimp._util import validate as v
 from tfimp._util.errors import TfimpError
 from tfimp.export import _sandbox
 from tfimp._util.io import atomic_write_bytes
@@ -95,6 +96,9 @@ def run_micro(model, inputs, arena_size: int | None = None) -> MicroRun:
     runs in a child process, so a model that crashes it raises `MicroError` here.
     """
     data = read_model_bytes(model)
+    inputs = _checked_inputs(inputs, inspect(data))
+    if arena_size is not None:
+        v.positive_int("arena_size", arena_size)
     arenas = [arena_size] if arena_size else [max(_FIRST_ARENA, 16 * len(data)), _LAST_ARENA]
     for k, arena in enumerate(arenas):
         try:
@@ -166,9 +170,10 @@ def to_micro(
     """
     data = read_model_bytes(tflite_path, "tflite_path")
     _check_args(margin, max_diff_steps, name)
+    v.output_folder("out_dir", out_dir)
     info = inspect(data)
     check_micro_compatible(info)
-    xs = _sandbox.as_list(inputs) if inputs is not None else _random_inputs(info, 8)
+    xs = _random_inputs(info, 8) if inputs is None else _checked_inputs(inputs, info)
     micro = run_micro(data, xs)
     diff = _compare(data, xs, micro, max_diff_steps)
     arena_size = int(math.ceil(micro.arena_bytes * (1.0 + margin) / 16.0) * 16)
@@ -188,6 +193,12 @@ def _check_args(margin, max_diff_steps, name) -> None:
                          f"Received: max_diff_steps={max_diff_steps!r}")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_]\w*", name):
         raise ValueError(f"Argument `name` must be a C identifier. Received: name={name!r}")
+
+
+def _checked_inputs(inputs, info: ModelInfo) -> list[np.ndarray]:
+    xs = v.matches_shapes("inputs", inputs, v.tflite_input_shapes(info))
+    v.finite("inputs", inputs)
+    return xs
 
 
 def _random_inputs(info: ModelInfo, n: int) -> list[np.ndarray]:

@@ -320,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         manifest = load_manifest(args.bundle)
         path = verify_model(args.bundle, manifest)
+        # Inputs are read (and refused) before the runtime starts and prints its notices.
+        batches = prepare(args.inputs, manifest, args.preprocess) if args.inputs else None
         interpreter = make_interpreter(path, args.threads)
         if args.check:
             report = check(interpreter, manifest, path)
@@ -332,7 +334,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.bench:
             print(json.dumps(bench(interpreter, manifest, args.bench, args.warmup)))
             return 0
-        batches = prepare(args.inputs, manifest, args.preprocess)
         report_results(run_samples(interpreter, manifest, batches), manifest, args)
     except BundleError as e:
         if args.debug or os.environ.get("TFIMP_DEBUG", "").strip() not in ("", "0"):

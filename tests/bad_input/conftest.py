@@ -119,6 +119,7 @@ class Files:
 
 @pytest.fixture(scope="session")
 def files(tmp_path_factory):
+    import keras
     import tensorflow as tf
 
     folder = tmp_path_factory.mktemp("bad_input_files")
@@ -133,8 +134,13 @@ def files(tmp_path_factory):
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = converter.inference_output_type = tf.int8
     (folder / "tiny_int8.tflite").write_bytes(converter.convert())
-    return Files(folder, folder / "tiny.keras", folder / "tiny.tflite",
-                 folder / "tiny_int8.tflite")
+    cnn = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3),
+                            keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
+    (folder / "cnn.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(cnn).convert())
+    files = Files(folder, folder / "tiny.keras", folder / "tiny.tflite",
+                  folder / "tiny_int8.tflite")
+    files.cnn = folder / "cnn.tflite"
+    return files
 
 
 @pytest.fixture(scope="session")

@@ -285,7 +285,7 @@ def _plain_model(model):
     return strip(model) if is_pruned(model) else model
 
 
-_MAX_SAMPLES = 100_000
+_MAX_SAMPLES = 10_000
 
 
 def _representative(model, data, config) -> list | None:

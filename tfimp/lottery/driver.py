@@ -251,6 +251,9 @@ class IMPResult:
 
     def model(self, round_index: int) -> keras.Model:
         """The stripped model at the end of round `round_index`."""
+        rounds = [row["round"] for row in self.history]
+        if isinstance(round_index, bool) or round_index not in rounds:
+            v.fail("round_index", round_index, f"one of the run's rounds {rounds}")
         data = self._run.load_arrays(f"round_{round_index:02d}.npz")
         model = self._build()
         model.set_weights(unpack("w", data))

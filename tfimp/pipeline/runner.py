@@ -109,8 +109,9 @@ def make_builder(recipe: Recipe, data):
     def build():
         keras.utils.set_random_seed(recipe.seed)
         model = fn(**kwargs)
+        metrics = [] if recipe.imp.metric == "loss" else [recipe.imp.metric]
         model.compile(optimizer=make_optimizer(recipe.train, steps), loss=recipe.train.loss,
-                      metrics=[recipe.imp.metric], run_eagerly=recipe.train.run_eagerly)
+                      metrics=metrics, run_eagerly=recipe.train.run_eagerly)
         return model
 
     return build
@@ -243,11 +244,25 @@ def check(recipe: Recipe) -> None:
         raise ValueError(f"Argument `model.name` must be one of {sorted(models.MODELS)}. "
                          f"Received: model.name={recipe.model.name!r}")
     models.check_kwargs(recipe.model.name, recipe.model.kwargs, "model.kwargs")
+    _check_keras_name("train.loss", recipe.train.loss, "losses")
+    if recipe.imp.metric != "loss":
+        _check_keras_name("imp.metric", recipe.imp.metric, "metrics")
     if recipe.data.name not in data_lib.DATASETS:
         raise ValueError(f"Argument `data.name` must be one of {sorted(data_lib.DATASETS)}. "
                          f"Received: data.name={recipe.data.name!r}")
     if recipe.profile.board is not None:
         get_board(recipe.profile.board)
+
+
+def _check_keras_name(field: str, name: str, kind: str) -> None:
+    """Raises unless Keras knows the loss or metric `name` (as `compile` would look it up)."""
+    import keras
+
+    try:
+        getattr(keras, kind).get(name)
+    except ValueError:
+        v.fail(field, name, f"the name of a Keras {kind[:-1]} (e.g. "
+               f"{'sparse_categorical_crossentropy' if kind == 'losses' else 'accuracy'})")
 
 
 def _first_line(e: BaseException) -> str:

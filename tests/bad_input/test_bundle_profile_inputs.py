@@ -198,6 +198,8 @@ def test_profilers_refuse_before_measuring(call, argument, files):
 REGISTRY_CASES = [
     (lambda: data_lib.get("nosuch"), ValueError, "name"),
     (lambda: data_lib.get("digits", nosuch=1), TypeError, "nosuch"),
+    (lambda: data_lib.get("mnist", path="/no/such/folder"), InvalidArgumentError, "path"),
+    (lambda: data_lib.get("digits", offline="yes"), ValueError, "offline"),
     (lambda: models.get("nosuch"), ValueError, "name"),
     (lambda: models.get("lenet5", nosuch=1), InvalidArgumentError, "kwargs"),
     (lambda: models.lenet5(input_shape=(0, 28, 1)), ValueError, "input_shape"),

@@ -148,7 +148,7 @@ def test_bad_sparsity_and_mask_raise():
         magnitude_mask(np.ones(4), 1.5)
     with pytest.raises(ValueError, match="0.0 and 1.0 only"):
         magnitude_mask(np.ones(4), 0.5, old_mask=np.full(4, 0.5))
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(ValueError, match="Argument `mask` must be of the weight.s shape"):
         magnitude_mask(np.ones(4), 0.5, old_mask=np.ones(5))
 
 

@@ -258,7 +258,14 @@ def model_output_shapes(model) -> list[tuple] | None:
 def matches_inputs(name: str, data, model) -> list:
     """`data` as a list of arrays after checking it has one array per input of the Keras
     `model`, each of the input's shape after the sample axis, as many samples in each."""
-    return matches_shapes(name, data, model_input_shapes(model))
+    shapes = model_input_shapes(model)
+    if isinstance(data, dict) and shapes is not None:  # keyed by input name: model order
+        names = [getattr(t, "name", None) for t in model.inputs]
+        if set(data) != set(names):
+            fail(name, Described(f"<dict with keys {sorted(data)}>"), f"keyed by the model's "
+                 f"input names {names}")
+        data = [data[n] for n in names]
+    return matches_shapes(name, data, shapes)
 
 
 def matches_shapes(name: str, data, shapes: list | None) -> list:

@@ -119,14 +119,15 @@ def _check_teacher_fits(teacher, reference) -> None:
 
 
 def _check_learning_rate(model) -> None:
-    """A learning rate that is not a finite number > 0 trains a broken model in silence."""
+    """A learning rate that is NaN, infinite or negative trains a broken model in silence
+    (0 is allowed: it freezes the weights)."""
     lr = model.optimizer._learning_rate
     if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
         lr = lr(0)
     value = float(keras.ops.convert_to_numpy(lr))
-    if not (math.isfinite(value) and value > 0):
+    if not (math.isfinite(value) and value >= 0):
         v.fail("build_model", v.Described(f"<model compiled with learning_rate={value}>"),
-               "a function that compiles the model with a finite learning rate > 0")
+               "a function that compiles the model with a finite learning rate >= 0")
 
 
 def _fingerprint(d: _Data) -> dict:

@@ -29,7 +29,9 @@ def _usage() -> str:
              "", "verbs:"]
     lines += [f"  {name:<8} {help_}" for name, (_, _, help_) in VERBS.items()]
     lines += ["", f"{VERBOSE_FLAG} (anywhere before a lone --): show TensorFlow's C++ log lines, "
-              "which are hidden by default"]
+              "which are hidden by default",
+              "--debug (any verb) or TFIMP_DEBUG=1: show the traceback of an error; without it a "
+              "bad input prints one line and exits with status 2"]
     return "\n".join(lines)
 
 

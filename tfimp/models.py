@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 import keras
 from keras import layers as L
 
+from tfimp._util.validate import fail
+
 __all__ = [
     "MODELS",
     "PositionEmbedding",
@@ -406,4 +408,16 @@ def get(name: str, **kwargs) -> keras.Model:
         raise ValueError(
             f"Argument `name` must be one of {sorted(MODELS)}. Received: name={name!r}"
         )
+    check_kwargs(name, kwargs)
     return MODELS[name](**kwargs)
+
+
+def check_kwargs(name: str, kwargs: dict, argument: str = "kwargs") -> None:
+    """Raises unless every key of `kwargs` is an argument of the builder `name`."""
+    import inspect
+
+    params = inspect.signature(MODELS[name]).parameters
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        fail(argument, dict(kwargs), f"arguments of the builder {name!r} "
+             f"({', '.join(params)}); unknown: {', '.join(unknown)}")

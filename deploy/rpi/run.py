@@ -59,8 +59,16 @@ def load_manifest(folder: str) -> dict:
     path = os.path.join(folder, "manifest.json")
     if not os.path.isfile(path):
         raise BundleError(f"{path} is missing; copy the whole bundle folder.")
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+        model, inputs, outputs = manifest["model"], manifest["inputs"], manifest["outputs"]
+        fields = [model["file"], model["sha256"]]
+        fields += [spec[k] for spec in inputs + outputs for k in ("name", "shape", "dtype")]
+    except (ValueError, KeyError, TypeError) as e:
+        raise BundleError(f"{path} is damaged ({type(e).__name__}: {e}); copy the bundle "
+                          f"again or rebuild it with `tfimp bundle`.") from None
+    return manifest
 
 
 def verify_model(folder: str, manifest: dict) -> str:
@@ -106,6 +114,8 @@ def read_input(path: str, spec: dict) -> tuple[np.ndarray, bool]:
     """The samples in `path` (batch first) and whether they still need preprocessing."""
     shape, dtype = spec["shape"], np.dtype(spec["dtype"])
     lower = path.lower()
+    if not os.path.isfile(path):
+        raise BundleError(f"{path}: no such file")
     if lower.endswith((".bin", ".raw")):
         data = np.fromfile(path, dtype)
         if data.size % int(np.prod(shape[1:])):
@@ -115,9 +125,21 @@ def read_input(path: str, spec: dict) -> tuple[np.ndarray, bool]:
     if lower.endswith(IMAGE_EXTENSIONS):
         if len(shape) != 4 or shape[3] not in (1, 3):
             raise BundleError(f"input {spec['name']!r} has shape {shape}, not an image (N,H,W,C)")
-        return read_image(path, shape[1], shape[2], shape[3])[None], True
+        try:
+            return read_image(path, shape[1], shape[2], shape[3])[None], True
+        except BundleError:
+            raise
+        except Exception as e:  # a damaged image: any of the decoders' errors
+            raise BundleError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
     if lower.endswith(".npy"):
-        x = np.load(path, allow_pickle=False)
+        try:
+            x = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise BundleError(f"{path}: not a readable .npy array ({e})") from None
+        if x.dtype.kind not in "biuf":
+            raise BundleError(f"{path}: holds {x.dtype} values, not numbers")
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            raise BundleError(f"{path}: holds NaN or infinite values")
         if list(x.shape) == list(shape[1:]):
             x = x[None]
         if list(x.shape[1:]) != list(shape[1:]):
@@ -131,7 +153,12 @@ def preprocess(x: np.ndarray, manifest: dict) -> np.ndarray:
     pre = manifest.get("preprocessing") or {}
     mean = np.asarray(pre.get("mean", 0.0), np.float32)
     std = np.asarray(pre.get("std", 1.0), np.float32)
-    return (np.asarray(x, np.float32) - mean) / std
+    try:
+        return (np.asarray(x, np.float32) - mean) / std
+    except ValueError:
+        raise BundleError(f"the manifest's preprocessing (mean {mean.tolist()}, std "
+                          f"{std.tolist()}) does not fit inputs of shape {list(x.shape[1:])}: "
+                          f"one value or one per channel; rebuild the bundle") from None
 
 
 def quantize(x: np.ndarray, spec: dict) -> np.ndarray:
@@ -262,6 +289,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="time RUNS inferences on random input")
     parser.add_argument("--warmup", type=int, default=5,
                         help="untimed inferences before --bench's (default 5, as `tfimp bench`)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (or set TFIMP_DEBUG=1)")
     parser.add_argument("--bundle", default=HERE, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not (args.inputs or args.check or args.bench):
@@ -291,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         manifest = load_manifest(args.bundle)
         path = verify_model(args.bundle, manifest)
+        # Inputs are read (and refused) before the runtime starts and prints its notices.
+        batches = prepare(args.inputs, manifest, args.preprocess) if args.inputs else None
         interpreter = make_interpreter(path, args.threads)
         if args.check:
             report = check(interpreter, manifest, path)
@@ -303,10 +334,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.bench:
             print(json.dumps(bench(interpreter, manifest, args.bench, args.warmup)))
             return 0
-        batches = prepare(args.inputs, manifest, args.preprocess)
         report_results(run_samples(interpreter, manifest, batches), manifest, args)
     except BundleError as e:
-        print(f"error: {e}", file=sys.stderr)
+        if args.debug or os.environ.get("TFIMP_DEBUG", "").strip() not in ("", "0"):
+            import traceback
+
+            traceback.print_exc()
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     return 0
 

@@ -25,11 +25,11 @@ def test_export_then_inspect(mlp16, tmp_path, capsys):
 def test_errors_are_reported_not_raised(mlp16, tmp_path, capsys):
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"12345678TFL3")
-    assert inspect_main([str(bad)]) == 1
+    assert inspect_main([str(bad)]) == 2
     assert "not a TFLite model" in capsys.readouterr().err
     src = tmp_path / "mlp.keras"
     mlp16.save(src)
-    assert export_main([str(src), "-o", str(tmp_path / "x.tflite"), "-q", "int8"]) == 1
+    assert export_main([str(src), "-o", str(tmp_path / "x.tflite"), "-q", "int8"]) == 2
     assert "representative_data" in capsys.readouterr().err
     assert not (tmp_path / "x.tflite").exists()
     assert export_main([str(tmp_path / "missing.keras"), "-o", str(tmp_path / "y.tflite")]) == 2

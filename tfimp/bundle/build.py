@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from tfimp._util.validate import fail, output_folder
 from tfimp.bundle import targets as targets_lib
 from tfimp.bundle.manifest import MANIFEST, Preprocessing, make_manifest, read_labels
 
@@ -64,7 +65,7 @@ def build(
     info = inspect(model)
     tgt.check(info, board, compression)
     label_list = _labels(read_labels(labels), info)
-    pre = _preprocessing(preprocessing)
+    pre = _check_preprocessing(_preprocessing(preprocessing), info)
     export = _export_settings(export_report)
     stage = _stage_dir(out, out_dir)
     try:
@@ -90,9 +91,7 @@ def _model_file(model_path) -> Path:
 
 
 def _out_dir(out_dir, force: bool) -> Path:
-    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir):
-        raise ValueError(f"Argument `out_dir` must be a folder path. Received: out_dir={out_dir!r}")
-    out = Path(out_dir).expanduser().resolve()
+    out = output_folder("out_dir", out_dir).resolve()
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"Argument `out_dir` must be a folder. Received: "
                               f"out_dir={str(out_dir)!r}, which is a file.")
@@ -156,6 +155,24 @@ def _preprocessing(pre) -> Preprocessing | None:
                      f"`std`, or None. Received: preprocessing={pre!r}")
 
 
+def _check_preprocessing(pre: Preprocessing | None, info) -> Preprocessing | None:
+    """`pre` if its per-channel values fit every input: one value, or one per channel (the
+    input's last dimension), as the runners broadcast them."""
+    if pre is None:
+        return None
+    for name in ("mean", "std"):
+        value = getattr(pre, name)
+        if not isinstance(value, tuple) or len(value) == 1:
+            continue
+        for i in info.inputs:
+            t = info.tensors[i]
+            channels = t.shape[-1] if t.shape else 1
+            if len(value) != channels:
+                fail(f"preprocessing.{name}", value, f"one number, or one per channel of the "
+                     f"model's input {t.name!r} of shape {list(t.shape)} ({channels} values)")
+    return pre
+
+
 def _export_settings(report) -> dict | None:
     if report is None:
         return None
@@ -163,7 +180,11 @@ def _export_settings(report) -> dict | None:
         if not Path(report).is_file():
             raise ValueError(f"Argument `export_report` must be an ExportReport, its dict, or "
                              f"a JSON file of it. Received: export_report={str(report)!r}")
-        report = json.loads(Path(report).read_text())
+        try:
+            report = json.loads(Path(report).read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            fail("export_report", str(report), f"a JSON file of an export report (--json of "
+                 f"`tfimp export`); it cannot be read: {e}")
     if hasattr(report, "to_dict"):
         report = report.to_dict()
     if not isinstance(report, dict):

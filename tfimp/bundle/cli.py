@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+
+from tfimp._util.cli import DEBUG_HELP, verb
 
 from tfimp.bundle.targets import TARGETS
 from tfimp.profile.micro import BOARDS
@@ -12,7 +13,8 @@ from tfimp.profile.micro import BOARDS
 
 def _bundle_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tfimp bundle",
-                                description="Build a checked device bundle for a .tflite model.")
+                                description="Build a checked device bundle for a .tflite model.",
+                                epilog=DEBUG_HELP)
     p.add_argument("model", help="the .tflite model")
     p.add_argument("--target", required=True, choices=sorted(TARGETS))
     p.add_argument("--out", required=True, help="bundle folder (must be new or empty)")
@@ -40,6 +42,7 @@ def _floats(text: str) -> float | tuple[float, ...]:
     return values[0] if len(values) == 1 else values
 
 
+@verb("tfimp bundle")
 def bundle_main(argv: list[str] | None = None) -> int:
     """`tfimp bundle --target android|rpi|micro MODEL.tflite --out DIR`."""
     args = _bundle_parser().parse_args(argv)
@@ -49,14 +52,10 @@ def bundle_main(argv: list[str] | None = None) -> int:
     if args.mean is not None or args.std is not None:
         pre = {"mean": 0.0 if args.mean is None else args.mean,
                "std": 1.0 if args.std is None else args.std}
-    try:
-        out = build(args.model, args.target, args.out, force=args.force, board=args.board,
-                    labels=args.labels, preprocessing=pre, profile=args.profile,
-                    export_report=args.export_report,
-                    compression=None if args.compression in (None, "none") else args.compression)
-    except (ValueError, OSError) as e:
-        print(f"tfimp bundle: error: {e}", file=sys.stderr)
-        return 2
+    out = build(args.model, args.target, args.out, force=args.force, board=args.board,
+                labels=args.labels, preprocessing=pre, profile=args.profile,
+                export_report=args.export_report,
+                compression=None if args.compression in (None, "none") else args.compression)
     print(f"{args.target} bundle written to {out}")
     for path in sorted(out.iterdir()):
         print(f"  {path.name:<24}{path.stat().st_size:>12,} bytes")
@@ -65,7 +64,8 @@ def bundle_main(argv: list[str] | None = None) -> int:
 
 def _deploy_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tfimp deploy",
-                                description="Copy a bundle to a board over ssh and check it there.")
+                                description="Copy a bundle to a board over ssh and check it there.",
+                                epilog=DEBUG_HELP)
     p.add_argument("target", choices=["rpi"], help="the bundle's device family")
     p.add_argument("host", help="USER@HOST")
     p.add_argument("bundle", help="the bundle folder built by `tfimp bundle --target rpi`")
@@ -81,18 +81,15 @@ def _deploy_parser() -> argparse.ArgumentParser:
     return p
 
 
+@verb("tfimp deploy")
 def deploy_main(argv: list[str] | None = None) -> int:
     """`tfimp deploy rpi USER@HOST DIR [--port N] [--identity KEY] [--python PY]`."""
     args = _deploy_parser().parse_args(argv)
-    from tfimp.bundle.deploy import DeployError, deploy_rpi
+    from tfimp.bundle.deploy import deploy_rpi
 
-    try:
-        result = deploy_rpi(args.host, args.bundle, port=args.port, identity=args.identity,
-                            python=args.python, remote_dir=args.remote_dir, setup=args.setup,
-                            ssh_options=args.ssh_option)
-    except (ValueError, OSError, DeployError) as e:
-        print(f"tfimp deploy: error: {e}", file=sys.stderr)
-        return 2
+    result = deploy_rpi(args.host, args.bundle, port=args.port, identity=args.identity,
+                        python=args.python, remote_dir=args.remote_dir, setup=args.setup,
+                        ssh_options=args.ssh_option)
     if args.json:
         print(json.dumps({"host": result.host, "remote_dir": result.remote_dir,
                           "check": result.check}))

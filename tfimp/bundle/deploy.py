@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tfimp._util.errors import TfimpError
 from tfimp._util.proc import describe_exit, run
+from tfimp._util.validate import fail, input_file, positive_number
 from tfimp.bundle.manifest import verify_bundle
 
 
@@ -96,6 +97,12 @@ def deploy_rpi(
         DeployError: ssh, scp or the check on the board failed; the message holds the output.
     """
     _check_args(host, port, python)
+    if identity is not None:
+        input_file("identity", identity, "an existing ssh private key file")
+    if isinstance(ssh_options, str) or not all(isinstance(o, str) for o in ssh_options):
+        fail("ssh_options", ssh_options, "a list of ssh -o options, e.g. "
+             "['StrictHostKeyChecking=accept-new']")
+    positive_number("timeout", timeout)
     manifest = verify_bundle(bundle_dir)
     if manifest["target"] != "rpi":
         raise ValueError(f"Argument `bundle_dir` must be an rpi bundle. Received: a "

@@ -160,18 +160,29 @@ def read_manifest(folder: str | os.PathLike) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"Argument `bundle` must be a folder built by `tfimp bundle`. "
                                 f"Received: bundle={str(folder)!r} (no {MANIFEST} in it)")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path} has format {manifest.get('format')!r}; expected {FORMAT!r}.")
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"Argument `bundle` must be a folder built by `tfimp bundle`; its "
+                         f"{MANIFEST} is damaged ({e}). Received: bundle={str(folder)!r}. "
+                         "Rebuild the bundle with `tfimp bundle`.") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ValueError(f"Argument `bundle` must be a folder built by `tfimp bundle` (format "
+                         f"{FORMAT!r}); {path} is not. Received: bundle={str(folder)!r}")
     return manifest
 
 
 def verify_bundle(folder: str | os.PathLike) -> dict:
     """The manifest, after checking that the model's sha256 matches it."""
     manifest = read_manifest(folder)
-    model = Path(folder) / manifest["model"]["file"]
+    try:
+        model, expected = Path(folder) / manifest["model"]["file"], manifest["model"]["sha256"]
+    except (KeyError, TypeError):
+        raise ValueError(f"Argument `bundle` must be a folder built by `tfimp bundle`; its "
+                         f"{MANIFEST} names no model file and sha256. Received: "
+                         f"bundle={str(folder)!r}") from None
     actual = sha256_file(model) if model.is_file() else "missing"
-    if actual != manifest["model"]["sha256"]:
+    if actual != expected:
         raise ValueError(f"{model} does not match {MANIFEST}: sha256 {actual}, expected "
                          f"{manifest['model']['sha256']}. Rebuild the bundle with `tfimp bundle`.")
     return manifest

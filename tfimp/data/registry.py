@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import os
 from collections.abc import Callable
 
 from absl import logging
 
+from tfimp._util.validate import fail
 from tfimp.data.base import SYNTHETIC_NOTE, Dataset, digits
 from tfimp.data.keras_sets import cifar10, fashion_mnist, imdb, mnist
 from tfimp.data.speech import speech_commands
@@ -109,6 +111,8 @@ def get(name: str, offline: bool | None = None, **kwargs) -> Dataset:
                        | set(inspect.signature(spec.offline).parameters))
         raise TypeError(f"Unknown arguments {sorted(unknown)} for dataset '{name}'; valid: {valid}")
     path = kwargs.get("path")
+    if path is not None and (not isinstance(path, (str, os.PathLike)) or not os.path.exists(path)):
+        fail("path", path, f"an existing file or folder that holds the real '{name}' data")
     if offline is True:
         if path is not None:
             raise ValueError(f"Argument `path` reads the real '{name}' data; drop it or pass "

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
+import zipfile
 
 import numpy as np
+
+from tfimp._util import validate as v
+from tfimp._util.cli import DEBUG_HELP, verb
+from tfimp._util.errors import InvalidArgumentError
 
 _DATA_HELP = ".npy file of inputs (samples first), or 'digits8'/'digits28' for the offline digits"
 
 
-def _load_inputs(spec: str | None, flatten: bool = True):
+def _load_inputs(flag: str, spec: str | None, flatten: bool = True):
     """Inputs (and labels, when the source has them) from a .npy/.npz path or a dataset name."""
     if spec is None:
         return None, None
@@ -20,15 +23,40 @@ def _load_inputs(spec: str | None, flatten: bool = True):
 
         ds = digits(size=int(spec[6:]), flatten=flatten)
         return ds.x_test, ds.y_test
-    if spec.endswith(".npz"):
-        with np.load(spec) as data:
-            return data["x"], data["y"] if "y" in data.files else None
-    return np.load(spec), None
+    path = v.input_file(flag, spec, "'digits8', 'digits28' or an existing .npy/.npz file")
+    try:
+        if spec.endswith(".npz"):
+            with np.load(path, allow_pickle=False) as data:
+                if "x" not in data.files:
+                    v.fail(flag, spec, f"a .npz file with an array `x` (and `y` for labels); "
+                           f"it holds {data.files}")
+                return data["x"], data["y"] if "y" in data.files else None
+        return np.load(path, allow_pickle=False), None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        if isinstance(e, InvalidArgumentError):
+            raise
+        v.fail(flag, spec, f"a .npy file (or a .npz with `x` and `y`) written by numpy; it "
+               f"cannot be read ({type(e).__name__}: {e})")
+
+
+def _load_model(path: str):
+    import keras
+
+    from tfimp._util.keras_objects import register_keras_objects
+
+    v.keras_file("model", path)
+    register_keras_objects()  # a pruned model names tfimp's wrapper and constraint
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001 - Keras raises many kinds for one bad file
+        v.fail("model", path, f"a .keras model that Keras can load; loading it failed with "
+               f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
 
 
 def _export_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tfimp export",
-                                description="Convert a .keras model to a verified .tflite.")
+                                description="Convert a .keras model to a verified .tflite.",
+                                epilog=DEBUG_HELP)
     p.add_argument("model", help="a .keras file (a pruned model is stripped)")
     p.add_argument("-o", "--output", required=True, help="the .tflite file to write")
     p.add_argument("-q", "--quantization", default="float32",
@@ -42,50 +70,46 @@ def _export_parser() -> argparse.ArgumentParser:
     return p
 
 
+@verb("tfimp export")
 def export_main(argv: list[str]) -> int:
     """`tfimp export MODEL -o OUT.tflite [options]`; prints the export report."""
     args = _export_parser().parse_args(argv)
-    import keras
-
-    from tfimp._util.keras_objects import register_keras_objects
     from tfimp.export import quantization as q
     from tfimp.export.convert import to_tflite
 
-    if not os.path.isfile(args.model):
-        print(f"tfimp export: no such model file: {args.model}", file=sys.stderr)
-        return 2
-    register_keras_objects()  # a pruned model names tfimp's wrapper and constraint
-    model = keras.models.load_model(args.model, compile=False)
-    flatten = len(model.inputs[0].shape) == 2
+    v.keras_file("model", args.model)
+    output = v.output_file("--output", args.output)
+    for flag, spec in (("--representative", args.representative), ("--verify", args.verify)):
+        if spec is not None and spec not in ("digits8", "digits28"):
+            v.input_file(flag, spec, "'digits8', 'digits28' or an existing .npy/.npz file")
+    if args.integer_io and args.quantization != "int8":
+        v.fail("--integer-io", True, f"used with -q int8 (integer inputs and outputs are an "
+               f"int8 setting), not with -q {args.quantization}")
+    model = _load_model(args.model)
+    shapes = v.model_input_shapes(model)
+    flatten = shapes is None or len(shapes[0]) == 2
     config = q.Int8(integer_io=True) if args.integer_io else q.get(args.quantization)
-    rep, _ = _load_inputs(args.representative, flatten)
-    x, y = _load_inputs(args.verify, flatten)
+    rep, _ = _load_inputs("--representative", args.representative, flatten)
+    x, y = _load_inputs("--verify", args.verify, flatten)
     sparse = {"true": True, "false": False, "auto": "auto"}[args.sparse]
-    try:
-        art = to_tflite(model, args.output, quantization=config, sparse=sparse,
-                        representative_data=rep, verify=None if x is None else (x, y),
-                        tolerance=args.tolerance)
-    except ValueError as e:
-        print(f"tfimp export: {e}", file=sys.stderr)
-        return 1
+    art = to_tflite(model, output, quantization=config, sparse=sparse, representative_data=rep,
+                    verify=None if x is None else (x, y), tolerance=args.tolerance)
     print(art.report.to_json() if args.json else art.report.table())
     return 0
 
 
+@verb("tfimp inspect")
 def inspect_main(argv: list[str]) -> int:
     """`tfimp inspect MODEL [--json] [--all]`: per-tensor encoding, bytes, zeros; ops."""
     p = argparse.ArgumentParser(prog="tfimp inspect",
-                                description="Read a .tflite back: tensors, encodings, zeros, ops.")
+                                description="Read a .tflite back: tensors, encodings, zeros, ops.",
+                                epilog=DEBUG_HELP)
     p.add_argument("model", help="a .tflite file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--all", action="store_true", help="list activations too, not only constants")
     args = p.parse_args(argv)
     from tfimp.export.inspect import inspect
 
-    try:
-        info = inspect(args.model)
-    except ValueError as e:
-        print(f"tfimp inspect: {e}", file=sys.stderr)
-        return 1
+    info = inspect(args.model)
     print(info.to_json() if args.json else info.table(all_tensors=args.all))
     return 0

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gzip
-import io
 import itertools
 import os
-import warnings
-from collections.abc import Callable
 
 import numpy as np
 
-from tfimp._util import tf_logs
+from tfimp._util import validate as v
+from tfimp._util.errors import InvalidArgumentError
 from tfimp._util.io import atomic_write_bytes
-from tfimp.export import _sandbox, quantization as quant_lib, recurrent
+from tfimp.export import _converter, _sandbox, quantization as quant_lib, recurrent
 from tfimp.export.inspect import inspect
 from tfimp.export.report import Candidate, ExportReport
 from tfimp.export.verify import Verification, VerificationError, verify as verify_fn
@@ -79,6 +76,7 @@ def to_tflite(
     """
     model = _plain_model(model)
     recurrent.check_exportable(model)
+    out = None if path is None else v.output_file("path", path)
     config = quant_lib.get(quantization)
     if _quantize_aware(model):
         from tfimp.quantization.convert import export_model, sample_inputs
@@ -87,18 +85,23 @@ def to_tflite(
         if representative_data is None:
             representative_data = sample_inputs(model)
     if not isinstance(sparse, (bool, str)) or sparse not in _SPARSE_CHOICES:
-        raise ValueError(
-            f"Argument `sparse` must be True, False or 'auto'. Received: sparse={sparse!r}")
-    rep = _representative(model, representative_data, config)
-    first = convert_bytes(model, config, _SPARSE_CHOICES[sparse][0], rep)
+        v.fail("sparse", sparse, "True, False or 'auto'")
+    verify = _verify_data(model, verify, tolerance)
+    samples = _representative(model, representative_data, config)
+    choices = _SPARSE_CHOICES[sparse]
+    qdq = bool(config.integer_only and _quantize_aware(model))
+    results = _converter.convert(model, _jobs(config, choices, qdq), samples)
+    first = _converted(model, config, choices[0], results[0])
+    rep = None if samples is None else (lambda: iter(samples))
     check = _Check.build(model, first, verify, rep, config)
-    tried = [_try(model, config, sp, rep, check, verify, tolerance, first if k == 0 else None)
-             for k, sp in enumerate(_SPARSE_CHOICES[sparse])]
+    tried = [_try(model, sp, result, check, verify, tolerance)
+             for sp, result in zip(choices, results)]
     blob, result = _choose(tried, config, sparse)
-    dense = _dense_float32_bytes(model, config, tried)
+    dense = len(_converted(model, quant_lib.Float32(), False,
+                           _dense_float32(config, choices, results)))
     report = _report(model, blob, config, result, dense, tried, path)
-    if path is not None:
-        atomic_write_bytes(path, blob)
+    if out is not None:
+        atomic_write_bytes(out, blob)
     return ExportArtifact(None if path is None else os.fspath(path), blob, report)
 
 
@@ -160,15 +163,16 @@ class _Try:
         return not self.error and self.failed_verification is None
 
 
-def _try(model, config, sparse: bool, rep, check: _Check, data, tolerance, blob=None) -> _Try:
-    blob = blob if blob is not None else convert_bytes(model, config, sparse, rep)
-    attempt = _Try(sparse, blob)
+def _try(model, sparse: bool, result: bytes | str, check: _Check, data, tolerance) -> _Try:
+    if isinstance(result, str):  # the converter refused or crashed on this setting
+        return _Try(sparse, b"", error=f"the TFLite converter failed: {result}")
+    attempt = _Try(sparse, result)
     try:
-        problem = check.problem(blob)
+        problem = check.problem(result)
         if problem:
             attempt.error = f"LiteRT runs the model but {problem}"
         elif data is not None:
-            attempt.verification = verify_fn(blob, data, model, tolerance)
+            attempt.verification = verify_fn(result, data, model, tolerance)
     except VerificationError as e:
         attempt.failed_verification = e
         attempt.verification = e.verification
@@ -190,7 +194,8 @@ def _choose(tried: list[_Try], config, sparse) -> tuple[bytes, _Try]:
         raise ValueError(
             f"sparse=True with quantization='{config.name}' produced a model that the default "
             f"LiteRT interpreter does not run correctly: {error.splitlines()[0] if error else ''}"
-            f"\n{_partial_blocks(tried[-1].blob)}{_SPARSE_HINT} Use sparse='auto' (keeps the "
+            f"\n{_partial_blocks(tried[-1].blob) if tried[-1].blob else ''}"
+            f"{_SPARSE_HINT} Use sparse='auto' (keeps the "
             "smaller file that runs correctly), sparse=False, or another quantization."
         )
     raise ValueError(f"The converted model (quantization='{config.name}') does not run "
@@ -210,37 +215,54 @@ def _partial_blocks(blob: bytes) -> str:
 
 
 def convert_bytes(model, config: quant_lib.Quantization, sparse: bool, rep=None) -> bytes:
-    """The converter's .tflite bytes for `model` with one quantization and sparse setting."""
-    import tensorflow as tf
+    """The converter's .tflite bytes for `model` with one quantization and sparse setting.
 
+    The converter runs in a child process: a converter crash raises `ConverterError` here.
+    """
     recurrent.check_exportable(model)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    samples = None if rep is None or not config.needs_representative_data else list(rep())
+    qdq = bool(config.integer_only and _quantize_aware(model))
+    result = _converter.convert(model, [_converter.Job(config.get_config(), sparse, qdq)],
+                                samples)
+    return _converted(model, config, sparse, result[0])
+
+
+def configure(converter, tf, config: quant_lib.Quantization, sparse: bool, rep=None,
+              qdq: bool = False) -> None:
+    """Sets a `tf.lite.TFLiteConverter` up for one quantization and sparse setting; `qdq`
+    for a quantization-aware model converted to int8 (keeps its learned ranges)."""
     config.configure(converter, tf)
     if sparse:
         converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     if config.needs_representative_data:
         converter.representative_dataset = rep
-    if config.integer_only and _quantize_aware(model):
+    if qdq:
         from tfimp.quantization.convert import configure_converter
 
         configure_converter(converter)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            # Keras prints the temporary export to stdout. The warning is about TF1's
-            # `quantized_input_stats`, which TFLiteConverterV2 never uses.
-            warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected")
-            with tf_logs.held_back_if_quiet(), recurrent.unrolled(model):
-                return bytes(converter.convert())
-    except Exception as e:
-        raise ValueError(f"The TFLite converter failed on model '{model.name}' with "
-                         f"quantization='{config.name}', sparse={sparse}: {e}") from None
 
 
-def _dense_float32_bytes(model, config, tried: list[_Try]) -> int:
-    for t in tried:
-        if isinstance(config, quant_lib.Float32) and not t.sparse:
-            return len(t.blob)
-    return len(convert_bytes(model, quant_lib.Float32(), False))
+def _jobs(config, choices: tuple, qdq: bool = False) -> list[_converter.Job]:
+    """The conversions `to_tflite` needs: each sparse choice, and the dense float32 model
+    that the report compares sizes with."""
+    jobs = [_converter.Job(config.get_config(), sp, qdq) for sp in choices]
+    if not (isinstance(config, quant_lib.Float32) and False in choices):
+        jobs.append(_converter.Job(quant_lib.Float32().get_config(), False))
+    return jobs
+
+
+def _dense_float32(config, choices: tuple, results: list):
+    if isinstance(config, quant_lib.Float32) and False in choices:
+        return results[choices.index(False)]
+    return results[-1]
+
+
+def _converted(model, config, sparse: bool, result: bytes | str) -> bytes:
+    if isinstance(result, str):
+        raise _converter.ConverterError(
+            f"The TFLite converter failed on model '{model.name}' with quantization="
+            f"'{config.name}', sparse={sparse}: {result}")
+    return result
 
 
 def _report(model, blob, config, chosen: _Try, dense: int, tried, path) -> ExportReport:
@@ -270,15 +292,17 @@ def _plain_model(model):
     import keras
 
     if not isinstance(model, keras.Model):
-        raise ValueError("Argument `model` must be a Keras 3 model (keras.Model). "
-                         f"Received: model of type {type(model).__name__}")
+        v.fail("model", v.summary(model), "a Keras 3 model (keras.Model); to read a .tflite "
+               "file use tfimp.export.inspect")
     if not model.built:
-        raise ValueError(f"Argument `model` ('{model.name}') is not built: it has no weights to "
-                         "convert. Build it first, e.g. with keras.Input in the model or "
-                         "model.build(input_shape), or by calling it on data.")
+        v.fail("model", model.name, "a built model (it has no weights to convert yet): use "
+               "keras.Input in the model, model.build(input_shape), or call it on data")
     from tfimp.sparsity.engine import is_pruned, strip
 
     return strip(model) if is_pruned(model) else model
+
+
+_MAX_SAMPLES = 10_000
 
 
 def _quantize_aware(model) -> bool:
@@ -294,34 +318,64 @@ def _input_shapes(model) -> list[tuple]:
         return []
 
 
-def _representative(model, data, config) -> Callable | None:
+def _representative(model, data, config) -> list | None:
+    """The calibration samples, checked (finite, the model's input shapes), as a list of
+    samples of one row each; None when `config` is not calibrated."""
     if not config.needs_representative_data:
         return None
     if data is None:
-        raise ValueError(f"Argument `representative_data` is required for quantization="
-                         f"'{config.name}': pass ~100-500 typical inputs, e.g. "
-                         "representative_data=x_train[:256]. Received: representative_data=None")
+        v.fail("representative_data", None, f"given for quantization='{config.name}': pass "
+               "~100-500 typical inputs, e.g. representative_data=x_train[:256]")
     if callable(data):
-        return data
-    xs = _sandbox.as_list(data)
-    shapes = _input_shapes(model)
-    for i, (x, shape) in enumerate(zip(xs, shapes)):
-        wrong = any(s is not None and s != d for s, d in zip(shape[1:], x.shape[1:]))
-        if x.ndim != len(shape) or wrong:
-            raise ValueError(
-                f"Argument `representative_data` must hold samples of the model's input shape "
-                f"{shape} (samples first). Received: input {i} of shape {x.shape}")
-    if shapes and len(xs) != len(shapes):
-        raise ValueError(f"Argument `representative_data` must hold one array per model input "
-                         f"({len(shapes)}). Received: {len(xs)} arrays")
-    if len(xs[0]) == 0:
-        raise ValueError("Argument `representative_data` must hold at least one sample. "
-                         "Received: 0 samples")
+        return _drain(model, data)
+    xs = v.matches_inputs("representative_data", data, model)
+    v.finite("representative_data", data)
+    # Integer inputs (token ids) keep their dtype; only float data is calibrated.
+    xs = [x if np.issubdtype(x.dtype, np.integer) else x.astype(np.float32) for x in xs]
+    return [[x[i : i + 1] for x in xs] for i in range(len(xs[0]))]
 
-    def dataset():
-        for i in range(len(xs[0])):
-            # Integer inputs (token ids) keep their dtype; only float data is calibrated.
-            yield [x[i : i + 1] if np.issubdtype(x.dtype, np.integer)
-                   else x[i : i + 1].astype(np.float32) for x in xs]
 
-    return dataset
+def _drain(model, data) -> list:
+    """The samples a representative-dataset callable yields, each one checked."""
+    try:
+        samples = iter(data())
+    except TypeError:
+        v.fail("representative_data", data, "an array, a list of arrays (one per input), or "
+               "a callable that returns an iterable of samples")
+    out = []
+    for k, sample in enumerate(samples):
+        if k == _MAX_SAMPLES:
+            v.fail("representative_data", data, f"a callable that yields at most {_MAX_SAMPLES} "
+                   "samples (an endless generator never lets the converter finish)")
+        if not isinstance(sample, dict):
+            sample = list(sample) if isinstance(sample, (list, tuple)) else [sample]
+        try:
+            v.matches_inputs("representative_data", sample, model)
+            v.finite("representative_data", sample)
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"{e} (in sample {k} of representative_data())") from None
+        out.append(sample)
+    if not out:
+        v.fail("representative_data", data, "a callable that yields at least one sample")
+    return out
+
+
+def _verify_data(model, verify, tolerance):
+    """`verify` as checked `(x, y)` (x finite and of the model's input shapes, one label per
+    sample, class indices within the model's outputs), or None."""
+    if tolerance is not None:
+        v.non_negative("tolerance", tolerance, "a finite number >= 0 (the largest accepted "
+                       "accuracy drop as a fraction, or output difference without labels)")
+        if verify is None:
+            v.fail("tolerance", tolerance, "used with `verify` data (x, y) to compare on; "
+                   "pass verify=(x_val, y_val) or drop `tolerance`")
+    if verify is None:
+        return None
+    if not isinstance(verify, (tuple, list)) or len(verify) != 2:
+        v.fail("verify", v.summary(verify), "a pair (x, y) of arrays (y may be None)")
+    x, y = verify
+    xs = v.matches_inputs("verify", x, model)
+    v.finite("verify", x)
+    if y is not None:
+        y = v.labels("verify", y, len(xs[0]), v.class_count(model), sparse=True)
+    return (xs if len(xs) > 1 else xs[0], y)

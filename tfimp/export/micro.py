@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfimp._util import validate as v
 from tfimp._util.io import atomic_write_bytes
 from tfimp.export import _sandbox, micro_fit
 from tfimp.export import tflm_compression as tc
@@ -147,7 +148,7 @@ def to_micro(
     info = inspect(data)
     check_micro_compatible(info)
     source = _uncompressed(data, config)
-    xs = _sandbox.as_list(inputs) if inputs is not None else _random_inputs(info, 8)
+    xs = _random_inputs(info, 8) if inputs is None else _checked_inputs(inputs, info)
     reference = run_micro(source, xs)
     diff = _compare(source, xs, reference, max_diff_steps)
     if config is None:
@@ -174,13 +175,13 @@ def _board(board):
 
 
 def _check_out_dir(out_dir) -> Path:
-    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir):
-        raise ValueError(f"Argument `out_dir` must be a folder path. Received: out_dir={out_dir!r}")
-    out = Path(out_dir).expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"Argument `out_dir` must be a folder. Received: out_dir="
-                         f"{str(out_dir)!r}, which is a file.")
-    return out
+    return v.output_folder("out_dir", out_dir).resolve()
+
+
+def _checked_inputs(inputs, info: ModelInfo) -> list[np.ndarray]:
+    xs = v.matches_shapes("inputs", inputs, v.tflite_input_shapes(info))
+    v.finite("inputs", inputs)
+    return xs
 
 
 def _uncompressed(data: bytes, config) -> bytes:
@@ -202,6 +203,12 @@ def _check_args(margin, max_diff_steps, name) -> None:
                          f"Received: max_diff_steps={max_diff_steps!r}")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_]\w*", name):
         raise ValueError(f"Argument `name` must be a C identifier. Received: name={name!r}")
+
+
+def _checked_inputs(inputs, info: ModelInfo) -> list[np.ndarray]:
+    xs = v.matches_shapes("inputs", inputs, v.tflite_input_shapes(info))
+    v.finite("inputs", inputs)
+    return xs
 
 
 def _random_inputs(info: ModelInfo, n: int) -> list[np.ndarray]:

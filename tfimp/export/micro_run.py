@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 
+from tfimp._util import validate as v
 from tfimp._util.errors import TfimpError
 from tfimp.export import _sandbox
 from tfimp.export.inspect import ModelInfo, inspect, read_model_bytes
@@ -36,6 +37,10 @@ def run_micro(model, inputs, arena_size: int | None = None) -> MicroRun:
     runs in a child process, so a model that crashes it raises `MicroError` here.
     """
     data = read_model_bytes(model)
+    inputs = v.matches_shapes("inputs", inputs, v.tflite_input_shapes(inspect(data)))
+    v.finite("inputs", inputs)
+    if arena_size is not None:
+        v.positive_int("arena_size", arena_size)
     arenas = [arena_size] if arena_size else [max(_FIRST_ARENA, 16 * len(data)), _LAST_ARENA]
     for k, arena in enumerate(arenas):
         try:

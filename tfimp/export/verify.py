@@ -8,13 +8,16 @@ import os
 
 import numpy as np
 
+from tfimp._util import validate as v
 from tfimp._util.errors import TfimpError
 from tfimp.export import _sandbox
-from tfimp.export.inspect import read_model_bytes
+from tfimp.export.inspect import inspect, read_model_bytes
 
 
 class VerificationError(TfimpError, ValueError):
     """The .tflite model differs from the Keras model by more than the tolerance."""
+
+    exit_code = 1  # on the command line: the export ran, its result failed the check
 
     def __init__(self, message: str, verification: Verification | None = None):
         super().__init__(message)
@@ -69,7 +72,9 @@ def run_litert(model: str | os.PathLike | bytes, inputs) -> list[np.ndarray]:
     `RuntimeError` here instead of ending the caller.
     """
     data = read_model_bytes(model)
-    return _sandbox.run("litert", data, _sandbox.as_list(inputs)).dequantized
+    xs = v.matches_shapes("inputs", inputs, v.tflite_input_shapes(inspect(data)))
+    v.finite("inputs", inputs)
+    return _sandbox.run("litert", data, xs).dequantized
 
 
 def verify(
@@ -92,12 +97,13 @@ def verify(
         VerificationError: the difference exceeds `tolerance`.
         ValueError: bad arguments, or a model the runtime cannot run.
     """
-    x, y = _check_data(data)
-    if tolerance is not None and (not isinstance(tolerance, (int, float)) or tolerance < 0):
-        raise ValueError(f"Argument `tolerance` must be a non-negative number. "
-                         f"Received: tolerance={tolerance!r}")
+    blob = read_model_bytes(model)
+    x, y = _check_data(data, blob)
+    if tolerance is not None:
+        v.non_negative("tolerance", tolerance, "a finite number >= 0 (the largest accepted "
+                       "accuracy drop as a fraction, or output difference without labels)")
     try:
-        lite = run_litert(model, x)[0]
+        lite = run_litert(blob, x)[0]
     except RuntimeError as e:
         raise ValueError(f"Argument `model` could not be run for verification: {e}") from None
     ref = None
@@ -107,20 +113,18 @@ def verify(
     return _compare(lite, ref, y, tolerance, len(x[0]))
 
 
-def _check_data(data) -> tuple[list[np.ndarray], np.ndarray | None]:
+def _check_data(data, blob: bytes) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """`data` as (inputs, labels) after checking them against the model: one finite array
+    per input of its shape, one label per sample, class indices within its outputs."""
     if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise ValueError("Argument `verify` must be a pair (x, y) of arrays (y may be None). "
-                         f"Received: verify of type {type(data).__name__}")
-    x, y = _sandbox.as_list(data[0]), data[1]
+        v.fail("verify", v.summary(data), "a pair (x, y) of arrays (y may be None)")
+    info = inspect(blob)
+    x = v.matches_shapes("verify", data[0], v.tflite_input_shapes(info))
     n = len(x[0])
-    if n == 0 or any(len(a) != n for a in x):
-        raise ValueError(f"Argument `verify` must hold at least one sample, the same number in "
-                         f"every input. Received: x with {[len(a) for a in x]} samples")
+    v.finite("verify", data[0])
+    y = data[1]
     if y is not None:
-        y = np.asarray(y)
-        if len(y) != n:
-            raise ValueError(f"Argument `verify` must have as many labels as samples. "
-                             f"Received: {n} samples and {len(y)} labels")
+        y = v.labels("verify", y, n, v.tflite_classes(info), sparse=True)
     return x, y
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from absl import logging
 
 from tfimp._util import validate as v
+from tfimp._util.errors import TfimpError
 from tfimp.lottery.config import SCHEMA, IMPConfig, metric_drop
 from tfimp.lottery.distill import Distiller
 from tfimp.lottery.report import RoundPrinter, write_history, write_plots
@@ -63,6 +64,7 @@ def _data(name: str, data) -> _Data:
         card = int(data.cardinality())
         if card == 0 or next(iter(data.take(1)), None) is None:
             raise ValueError(f"Argument `{name}` is an empty dataset. Received: {name}={data!r}")
+        v.first_batch_finite(name, data)
         return _Data(data, None, None)
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError(
@@ -75,7 +77,57 @@ def _data(name: str, data) -> _Data:
         raise ValueError(f"Argument `{name}` holds no samples. Received: {name} with len(x)=0")
     if len(y) != n:
         raise ValueError(f"Argument `{name}` has {n} inputs but {len(y)} labels.")
+    v.finite(name, x)
+    v.finite(name, y)
     return _Data(x, y, n)
+
+
+def _check_fits(name: str, d: _Data, model) -> _Data:
+    """`d` after checking it against the model: input shapes and label ranges for arrays;
+    a dataset is checked batch by batch as it is read."""
+    if d.size is not None:
+        v.fits_model(name, d.x, d.y, model)
+        return d
+    classes = v.class_count(model) if v.sparse_labels(model) else None
+    return _Data(v.checked_dataset(name, d.x, classes), None, None)
+
+
+def _check_initial_model(initial, reference) -> None:
+    if initial is None:
+        return
+    same = isinstance(initial, keras.Model) and initial.built and [
+        tuple(w.shape) for w in initial.weights] == [tuple(w.shape) for w in reference.weights]
+    if not same:
+        v.fail("initial_model", v.summary(initial) if not isinstance(initial, keras.Model)
+               else initial.name, "a trained model of the architecture `build_model` builds "
+               "(the same weight shapes), or None")
+    for w in initial.get_weights():
+        v.finite("initial_model", w)
+
+
+def _check_teacher_fits(teacher, reference) -> None:
+    """A teacher must predict what the student predicts: the same output shapes."""
+    if teacher is None:
+        return
+    if not isinstance(teacher, keras.Model) or not teacher.built or \
+            v.model_output_shapes(teacher) != v.model_output_shapes(reference):
+        v.fail("teacher", v.summary(teacher) if not isinstance(teacher, keras.Model)
+               else teacher.name, f"a trained model with the student's output shapes "
+               f"{v.model_output_shapes(reference)}")
+    for w in teacher.get_weights():
+        v.finite("teacher", w)
+
+
+def _check_learning_rate(model) -> None:
+    """A learning rate that is NaN, infinite or negative trains a broken model in silence
+    (0 is allowed: it freezes the weights)."""
+    lr = model.optimizer._learning_rate
+    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+        lr = lr(0)
+    value = float(keras.ops.convert_to_numpy(lr))
+    if not (math.isfinite(value) and value >= 0):
+        v.fail("build_model", v.Described(f"<model compiled with learning_rate={value}>"),
+               "a function that compiles the model with a finite learning rate >= 0")
 
 
 def _fingerprint(d: _Data) -> dict:
@@ -200,6 +252,9 @@ class IMPResult:
 
     def model(self, round_index: int) -> keras.Model:
         """The stripped model at the end of round `round_index`."""
+        rounds = [row["round"] for row in self.history]
+        if isinstance(round_index, bool) or round_index not in rounds:
+            v.fail("round_index", round_index, f"one of the run's rounds {rounds}")
         data = self._run.load_arrays(f"round_{round_index:02d}.npz")
         model = self._build()
         model.set_weights(unpack("w", data))
@@ -254,11 +309,18 @@ def imp(
     cfg = IMPConfig.from_kwargs(config, **settings)
     _check_teacher(cfg, teacher)
     v.choice("verbose", verbose, (0, 1, 2))
+    if workdir is not None:
+        v.output_folder("workdir", workdir)
     train, val = _data("train_data", train_data), _data("val_data", val_data)
     keras.utils.set_random_seed(cfg.seed)
     reference = _build(build_model, None)
+    _check_learning_rate(reference)
+    train, val = _check_fits("train_data", train, reference), _check_fits("val_data", val,
+                                                                           reference)
     _check_rewind_point(cfg, train)
     _check_lr_rewind(cfg, reference)
+    _check_initial_model(initial_model, reference)
+    _check_teacher_fits(teacher, reference)
     check_selectors(reference, cfg.exclude, "exclude")
     check_selectors(reference, tuple(cfg.layer_rates), "layer_rates")
     _check_metric(reference, cfg.metric, val, cfg.batch_size)
@@ -269,6 +331,8 @@ def imp(
                   initial_model.get_weights()),
               "teacher": None if teacher is None else _hash_arrays(teacher.get_weights())}
     run = RunDir(workdir or tempfile.mkdtemp(prefix="tfimp-imp-"), config)
+    if workdir is None:
+        run.created = run.path.parent  # a failed run removes its temporary folder too
     driver = _Driver(build_model, reference, train, val, cfg, run, initial_model, verbose,
                      teacher)
     return driver.run()
@@ -315,12 +379,13 @@ def _check_lr_rewind(cfg: IMPConfig, model: keras.Model) -> None:
 
 
 def _check_metric(model, metric: str, val: _Data, batch_size: int) -> None:
-    if val.size is None:
-        names = model.evaluate(val.x, steps=1, verbose=0, return_dict=True)
-    else:
-        n = min(val.size, batch_size)
-        names = model.evaluate(_take(val.x, np.arange(n)), _take(val.y, np.arange(n)),
-                               verbose=0, return_dict=True)
+    with v.dataset_errors():
+        if val.size is None:
+            names = model.evaluate(val.x, steps=1, verbose=0, return_dict=True)
+        else:
+            n = min(val.size, batch_size)
+            names = model.evaluate(_take(val.x, np.arange(n)), _take(val.y, np.arange(n)),
+                                   verbose=0, return_dict=True)
     if metric not in names:
         v.fail("metric", metric, f"a metric the model evaluates: one of {sorted(names)}")
 
@@ -362,6 +427,16 @@ class _Driver:
 
     # --- bookkeeping
     def run(self) -> IMPResult:
+        try:
+            return self._run()
+        except Exception:
+            # A run that fails before its first checkpoint leaves nothing behind.
+            if not (self.run_dir.has("manifest.json") or self.run_dir.has("state.npz")
+                    or self.run_dir.has("round_00.npz")):
+                self.run_dir.discard()
+            raise
+
+    def _run(self) -> IMPResult:
         manifest = self.run_dir.open() or {"history": [], "round": -1, "epoch": 0,
                                            "dense_metric": None, "rates": None}
         self.manifest = manifest
@@ -424,6 +499,7 @@ class _Driver:
         else:
             pruned, epochs = self._pruned_round(model, r)
         plain_weights = _plain_weights(pruned)
+        _check_trained(plain_weights, r)
         t0 = time.perf_counter()
         metrics = model_metrics(pruned, self.val, self.cfg.batch_size)
         eval_seconds = time.perf_counter() - t0
@@ -586,9 +662,10 @@ class _Driver:
     def _fit(self, model, r: int, first: int, last: int, callbacks: list) -> None:
         keras.utils.set_random_seed(self.cfg.seed * 100_003 + r * 1_009 + first)
         t0 = time.perf_counter()
-        model.fit(**self._fit_data(r, first, shuffle_each_epoch=last - first > 1),
-                  initial_epoch=first, epochs=last, callbacks=callbacks,
-                  verbose=1 if self.verbose == 1 else 0)
+        with v.dataset_errors():
+            model.fit(**self._fit_data(r, first, shuffle_each_epoch=last - first > 1),
+                      initial_epoch=first, epochs=last, callbacks=callbacks,
+                      verbose=1 if self.verbose == 1 else 0)
         self._fit_seconds += time.perf_counter() - t0
 
     def _fit_data(self, r: int, epoch: int, shuffle_each_epoch: bool) -> dict:
@@ -640,6 +717,20 @@ def _channel_sparsity(model) -> float:
     return channel_sparsity(model)
 
 
+class TrainingDiverged(TfimpError, RuntimeError):
+    """A round's training ended with NaN or infinite weights."""
+
+
+def _check_trained(weights: list[np.ndarray], r: int) -> None:
+    bad = sum(int(np.count_nonzero(~np.isfinite(w))) for w in weights
+              if np.issubdtype(w.dtype, np.floating))
+    if bad:
+        raise TrainingDiverged(
+            f"Round {r} ended with {bad} NaN or infinite weights: its training diverged, and "
+            "magnitude pruning cannot rank such weights. Lower the learning rate (or clip "
+            "gradients, e.g. optimizer clipnorm=1.0) in `build_model`.")
+
+
 def _take(x, order):
     if isinstance(x, dict):
         return {k: np.asarray(v)[order] for k, v in x.items()}
@@ -648,10 +739,12 @@ def _take(x, order):
 
 def model_metrics(model, data: _Data, batch_size: int) -> dict:
     """`model.evaluate` as a dict of floats."""
-    if data.size is None:
-        out = model.evaluate(data.x, verbose=0, return_dict=True)
-    else:
-        out = model.evaluate(data.x, data.y, batch_size=batch_size, verbose=0, return_dict=True)
+    with v.dataset_errors():
+        if data.size is None:
+            out = model.evaluate(data.x, verbose=0, return_dict=True)
+        else:
+            out = model.evaluate(data.x, data.y, batch_size=batch_size, verbose=0,
+                                 return_dict=True)
     return {k: float(v) for k, v in out.items()}
 
 

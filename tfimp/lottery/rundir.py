@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
 import zipfile
 
 import numpy as np
@@ -51,10 +52,15 @@ class RunDir:
         self.config = config
         self.hash = config_hash(config)
         self.path = pathlib.Path(parent) / f"imp-{self.hash}"
+        self.created: pathlib.Path | None = None  # the top folder that open() made
 
     def open(self) -> dict | None:
         """Creates the folder or checks it; returns the manifest of a run to resume, or None."""
         if not self.path.exists():
+            top = self.path
+            while not top.parent.exists():
+                top = top.parent
+            self.created = self.created or top
             self.path.mkdir(parents=True)
             atomic_write_text(self.path / "config.json", json.dumps(self.config, indent=2,
                                                                     default=str))
@@ -108,6 +114,12 @@ class RunDir:
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise ValueError(f"Checkpoint {path} cannot be read ({e}). Remove the run folder "
                              f"{self.path} to start over.") from e
+
+    def discard(self) -> None:
+        """Removes what `open()` created (a run that failed before its first checkpoint)."""
+        if self.created is not None:
+            shutil.rmtree(self.created, ignore_errors=True)
+            self.created = None
 
     def has(self, name: str) -> bool:
         return (self.path / name).exists()

@@ -85,11 +85,19 @@ def sensitivity(
             v.fail("metric", metric, "a metric whose direction tfimp knows (accuracy, auc, "
                    "loss, mse, mae, ...), or pass higher_is_better=True/False")
     v.flag("higher_is_better", higher_is_better)
-    if not getattr(model, "compiled", False):
-        raise ValueError(f"Argument `model` must be compiled. Model '{model.name}' is not.")
+    if not isinstance(model, keras.Model) or not getattr(model, "compiled", False):
+        v.fail("model", v.summary(model) if not isinstance(model, keras.Model) else model.name,
+               "a trained, compiled Keras model")
+    if isinstance(sparsities, (str, bytes)) or not isinstance(sparsities, Sequence) \
+            or not sparsities:
+        v.fail("sparsities", sparsities, "a non-empty list of sparsities in [0, 1)")
     for s in sparsities:
-        if not 0.0 <= s < 1.0:
-            raise ValueError(f"Argument `sparsities` must hold floats in [0, 1). Received: {s!r}")
+        v.fraction("sparsities", s, allow_zero=True)
+    v.positive_int("batch_size", batch_size)
+    if isinstance(val_data, (tuple, list)):
+        if len(val_data) != 2:
+            v.fail("val_data", v.summary(val_data), "a pair (x, y) or a tf.data.Dataset")
+        v.fits_model("val_data", val_data[0], val_data[1], model)
     pruned = prune(model, None, scope="layer", exclude=exclude)
     pruned.compile_from_config(model.get_compile_config())
     evaluate = _evaluator(pruned, val_data, batch_size, metric)

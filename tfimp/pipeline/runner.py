@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 from tfimp import data as data_lib
+from tfimp._util import validate as v
+from tfimp._util.cli import DEBUG_HELP, verb
 from tfimp import profile
 from tfimp.export import Float16, Int8, to_micro, to_tflite
 from tfimp.pipeline import report as run_report
@@ -51,9 +53,9 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
         recipe = recipe.smoke_recipe()
     check(recipe)
     start = time.time()
-    workdir = Path(workdir or Path("runs") / f"{recipe.name}-{recipe.digest()}")
+    workdir = v.output_folder("workdir", workdir or Path("runs") /
+                              f"{recipe.name}-{recipe.digest()}")
     report_dir = workdir / "report"
-    (report_dir / "models").mkdir(parents=True, exist_ok=True)
     data = load_data(recipe)
     if data.info.get("synthetic"):
         print(f"tfimp run: {run_report.SYNTHETIC_NOTE}", flush=True)
@@ -64,6 +66,7 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
     if recipe.imp.granularity.kind == "channel":
         best, fields["structure"], fields["structure_table"] = _shrink(best, result.model(0))
     dense = result.model(0) if recipe.export.baseline else None
+    (report_dir / "models").mkdir(parents=True, exist_ok=True)  # once IMP has run
     exports, paths = _export_all(recipe, best, dense, data, report_dir / "models")
     latency = _latency(recipe, paths)
     micro = _micro(recipe, paths, report_dir / "micro", data, best)
@@ -110,8 +113,9 @@ def make_builder(recipe: Recipe, data):
     def build():
         keras.utils.set_random_seed(recipe.seed)
         model = fn(**kwargs)
+        metrics = [] if recipe.imp.metric == "loss" else [recipe.imp.metric]
         model.compile(optimizer=make_optimizer(recipe.train, steps), loss=recipe.train.loss,
-                      metrics=[recipe.imp.metric], run_eagerly=recipe.train.run_eagerly)
+                      metrics=metrics, run_eagerly=recipe.train.run_eagerly)
         return model
 
     return build
@@ -298,11 +302,26 @@ def check(recipe: Recipe) -> None:
     if recipe.model.name not in models.MODELS:
         raise ValueError(f"Argument `model.name` must be one of {sorted(models.MODELS)}. "
                          f"Received: model.name={recipe.model.name!r}")
+    models.check_kwargs(recipe.model.name, recipe.model.kwargs, "model.kwargs")
+    _check_keras_name("train.loss", recipe.train.loss, "losses")
+    if recipe.imp.metric != "loss":
+        _check_keras_name("imp.metric", recipe.imp.metric, "metrics")
     if recipe.data.name not in data_lib.DATASETS:
         raise ValueError(f"Argument `data.name` must be one of {sorted(data_lib.DATASETS)}. "
                          f"Received: data.name={recipe.data.name!r}")
     if recipe.profile.board is not None:
         get_board(recipe.profile.board)
+
+
+def _check_keras_name(field: str, name: str, kind: str) -> None:
+    """Raises unless Keras knows the loss or metric `name` (as `compile` would look it up)."""
+    import keras
+
+    try:
+        getattr(keras, kind).get(name)
+    except ValueError:
+        v.fail(field, name, f"the name of a Keras {kind[:-1]} (e.g. "
+               f"{'sparse_categorical_crossentropy' if kind == 'losses' else 'accuracy'})")
 
 
 def _first_line(e: BaseException) -> str:
@@ -325,7 +344,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="tfimp run",
         description="Run a recipe end to end: IMP rounds, the best model within the accuracy "
                     "budget, float32/int8 .tflite, verification, LiteRT/TFLite Micro profile, "
-                    f"report folder. Without a recipe: {DEFAULT_RECIPE} on the offline digits.")
+                    f"report folder. Without a recipe: {DEFAULT_RECIPE} on the offline digits.",
+        epilog=DEBUG_HELP)
     p.add_argument("args", nargs="*", metavar="[RECIPE] [key=value ...]",
                    help="a recipe name or recipes/NAME.py, then field overrides such as "
                         "rounds=3 imp.rate=0.5 imp.epochs_per_round=2 seed=1")
@@ -336,7 +356,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+@verb("tfimp run")
+def main(argv: list[str]) -> int:
     """`tfimp run [RECIPE] [--workdir DIR] [--smoke] [key=value ...]`."""
     args = _parser().parse_intermixed_args(argv)
     if args.list:
@@ -344,16 +365,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     words = list(args.args)
     name = words.pop(0) if words and "=" not in words[0] else None
-    try:
-        recipe = load_recipe(name or DEFAULT_RECIPE)
-        if args.smoke:  # before the user's overrides, which win
-            recipe = recipe.smoke_recipe()
-        recipe = recipe.override(*(() if name else DEFAULT_OVERRIDES), *words)
-        check(recipe)
-    except ValueError as e:
-        print(f"tfimp run: {e}", file=sys.stderr)
-        return 2
-    command = "tfimp run " + " ".join(argv if argv is not None else sys.argv[2:])
+    recipe = load_recipe(name or DEFAULT_RECIPE)
+    if args.smoke:  # before the user's overrides, which win
+        recipe = recipe.smoke_recipe()
+    recipe = recipe.override(*(() if name else DEFAULT_OVERRIDES), *words)
+    check(recipe)
+    if args.workdir is not None:
+        v.output_folder("--workdir", args.workdir)
+    command = "tfimp run " + " ".join(argv)
     report = run(recipe, workdir=args.workdir, command=command.strip())
     print(report.markdown())
     print(f"report folder: {report.report_dir}")

@@ -10,7 +10,8 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tfimp._util.validate import positive_int, tflite_path
+from tfimp._util.validate import (fail, flag, output_file, positive_int, positive_number,
+                                  tflite_path)
 from tfimp.profile.litert import litert
 from tfimp.profile.micro import micro
 
@@ -104,6 +105,7 @@ class Comparison:
         Raises:
             ImportError: matplotlib is not installed (`pip install tfimp[plots]`).
         """
+        path = output_file("path", path)
         from matplotlib.figure import Figure
 
         ratios = self.ratios()
@@ -156,13 +158,19 @@ def compare(models: Sequence, runs: int = 50, warmup: int = 5, threads: Sequence
         >>> c = tfimp.profile.compare(["dense.tflite", "pruned.tflite"], runs=100)
         >>> print(c.table()); c.plot("compare.png")
     """
-    if isinstance(models, (str, os.PathLike)) or not models:
-        raise ValueError(f"Argument `models` must be a non-empty list of .tflite paths. "
-                         f"Received: models={models!r}")
+    if isinstance(models, (str, os.PathLike)) or not isinstance(models, Sequence) or not models:
+        fail("models", models, "a non-empty list of .tflite paths")
     positive_int("runs", runs)
     positive_int("warmup", warmup)
+    if not isinstance(threads, Sequence) or not threads:
+        fail("threads", threads, "a non-empty list of thread counts, e.g. (1, 2)")
     for n in threads:
         positive_int("threads", n)
+    if not isinstance(xnnpack, Sequence) or not xnnpack:
+        fail("xnnpack", xnnpack, "a non-empty list of True/False, e.g. (True, False)")
+    for x in xnnpack:
+        flag("xnnpack", x)
+    positive_number("timeout", timeout)
     paths = [tflite_path(m) for m in models]  # fail on a bad file before measuring any
     del paths
     return Comparison(tuple(_row(m, runs, warmup, threads, xnnpack, timeout) for m in models),

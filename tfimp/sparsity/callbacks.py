@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keras
 
+from tfimp._util.validate import fail, output_folder
 from tfimp.sparsity.engine import pruned_layers, update_wrappers
 from tfimp.sparsity.report import sparsity_report
 
@@ -84,7 +85,11 @@ class SparsityLogger(keras.callbacks.Callback):
 
     def __init__(self, log_dir: str | None = None, verbose: int = 0):
         super().__init__()
+        if log_dir is not None:
+            output_folder("log_dir", log_dir)
         self.log_dir = log_dir
+        if verbose not in (0, 1):
+            fail("verbose", verbose, "0 or 1")
         self.verbose = verbose
         self.history: list[dict] = []
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 import keras
 import numpy as np
 
+from tfimp._util.validate import Described, fail
 from tfimp.sparsity import masks as masks_lib
 from tfimp.sparsity import schedules as schedules_lib
 from tfimp.sparsity.registry import NOT_PRUNABLE, is_prunable, prunable_weights
@@ -218,7 +219,10 @@ def prune(
         return pruned
     # --
     plan = Plan(sched, scope, exclude, targets, granularity)
-    if not any(plan.wants(layer) for layer in walk_layers(model)):
+    wanted = [layer for layer in walk_layers(model) if plan.wants(layer)]
+    masks_lib.check_blocks({f"{layer.name}/{w.name}": tuple(w.shape) for layer in wanted
+                            for w in prunable_weights(layer)}, plan.granularity)
+    if not wanted:
         raise ValueError(
             f"Argument `model` ('{model.name}') has no prunable weights (after exclusions "
             f"{list(exclude)}). Prunable layer types: see tfimp.wrappers.PRUNABLE_WEIGHTS."
@@ -428,6 +432,13 @@ def _prune_group(wrappers, scope: str, granularity, step: int) -> None:
     names, weights, old, targets = [], {}, {}, {}
     for w in wrappers:
         values = [keras.ops.convert_to_numpy(v) for v in w.pruned_weights]
+        for var, value in zip(w.pruned_weights, values):
+            if not np.all(np.isfinite(value)):
+                fail("model", Described(f"<model with non-finite weights in '{w.layer.name}'>"),
+                     f"a model with finite weights to rank by magnitude; weight "
+                     f"'{w.layer.name}/{var.name}' holds "
+                     f"{int(np.count_nonzero(~np.isfinite(value)))} NaN or infinite values (a "
+                     "diverged training, or damaged weights)")
         for name, value, mask in zip(w.weight_names(), values, w.get_masks()):
             names.append(name)
             weights[name], old[name] = value, mask
@@ -443,7 +454,8 @@ def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:
     known = {n for w in pruned_layers(model) for n in w.weight_names()}
     unknown = sorted(set(masks) - known)
     if unknown:
-        raise ValueError(f"Unknown mask names {unknown}. Known: {sorted(known)}")
+        fail("masks", Described(f"<masks for {unknown}>"), f"keyed by the model's weight "
+             f"names (as get_masks names them): {sorted(known)}")
     for w in pruned_layers(model):
         current = dict(zip(w.weight_names(), w.get_masks()))
         current.update({k: masks_lib.check_mask(v, current[k].shape) for k, v in masks.items()

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from tfimp._util.validate import fail
+from tfimp._util.validate import Described, fail
 
 __all__ = [
     "GRANULARITIES",
@@ -148,9 +148,11 @@ def check_mask(mask: np.ndarray, shape: tuple | None = None) -> np.ndarray:
     """Returns `mask` as float32 after checking it holds only 0 and 1 (and has `shape`)."""
     mask = np.asarray(mask, dtype=np.float32)
     if shape is not None and mask.shape != tuple(shape):
-        raise ValueError(f"Mask shape {mask.shape} does not match weight shape {tuple(shape)}.")
+        fail("mask", Described(f"<array of shape {mask.shape}>"),
+             f"of the weight's shape {tuple(shape)}")
     if not np.all((mask == 0.0) | (mask == 1.0)):
-        raise ValueError("A mask must hold only 0.0 and 1.0.")
+        fail("mask", Described(f"<array with values {np.unique(mask)[:5].tolist()}...>"),
+             "made of 0.0 and 1.0 only")
     return mask
 
 
@@ -347,6 +349,24 @@ def global_masks(
             mask = mask * checked[k]
         out[k] = mask.astype(np.float32, copy=False)
     return {k: out[k] for k in weights}
+
+
+def check_blocks(shapes: Mapping[str, tuple], granularity) -> None:
+    """Raises when blocks do not fit the weights they would prune: a block that covers a
+    whole weight leaves it only 0% or 100% sparse, and with whole blocks only, a weight
+    smaller than one block would be zeroed entirely."""
+    granularity = Granularity.parse(granularity)
+    if granularity.block is None:
+        return
+    for name, shape in shapes.items():
+        block = _check_block(granularity.block, len(shape))
+        blocks = math.prod(math.ceil(s / b) for s, b in zip(shape, block))
+        whole = math.prod(s // b for s, b in zip(shape, block))
+        if blocks == 1 or (granularity.whole_blocks and whole == 0):
+            fail("granularity", str(granularity), f"a block shape smaller than the weights it "
+                 f"prunes: weight {name!r} of shape {tuple(shape)} holds "
+                 f"{'no whole block' if blocks > 1 else 'a single block'}, so it could only "
+                 "be left dense or zeroed entirely. Use a smaller block, or exclude that layer")
 
 
 Strategy = Callable[..., Masks]

@@ -17,6 +17,8 @@ import dataclasses
 import math
 from typing import Any, ClassVar
 
+from tfimp._util.errors import InvalidArgumentError
+
 __all__ = [
     "SCHEDULES",
     "ConstantSparsity",
@@ -32,14 +34,14 @@ __all__ = [
 
 def _check_sparsity(name: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Argument `{name}` must be a float in [0, 1). Received: {name}={value!r}"
         )
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Argument `{name}` must be an integer >= {minimum}. Received: {name}={value!r}"
         )
 
@@ -47,14 +49,15 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
 def _check_steps(begin_step: int, end_step: int, frequency: int, allow_forever: bool) -> None:
     _check_int("begin_step", begin_step, 0)
     if isinstance(end_step, bool) or not isinstance(end_step, int):
-        raise ValueError(f"Argument `end_step` must be an integer. Received: end_step={end_step!r}")
+        raise InvalidArgumentError(
+            f"Argument `end_step` must be an integer. Received: end_step={end_step!r}")
     if end_step == -1 and not allow_forever:
-        raise ValueError(
+        raise InvalidArgumentError(
             "Argument `end_step` must be > begin_step for a decaying schedule (it needs an end "
             f"to decay towards). Received: end_step={end_step}"
         )
     if end_step != -1 and end_step < begin_step:
-        raise ValueError(
+        raise InvalidArgumentError(
             "Argument `end_step` must be >= begin_step, or -1 to prune until training ends. "
             f"Received: end_step={end_step}, begin_step={begin_step}"
         )
@@ -101,6 +104,11 @@ class PruningSchedule:
 
     @classmethod
     def from_config(cls, config: dict) -> PruningSchedule:
+        fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        if not isinstance(config, dict) or set(config) - fields:
+            raise InvalidArgumentError(
+                f"Argument `config` must hold the fields of {cls.__name__} ({sorted(fields)}). "
+                f"Received: config={config!r}")
         return cls(**config)
 
 
@@ -179,14 +187,17 @@ class PolynomialDecay(PruningSchedule):
     def __post_init__(self):
         _check_steps(self.begin_step, self.end_step, self.frequency, allow_forever=False)
         if self.end_step == self.begin_step:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "Argument `end_step` must be > begin_step for PolynomialDecay. "
                 f"Received: end_step={self.end_step}, begin_step={self.begin_step}"
             )
         _check_sparsity("initial_sparsity", self.initial_sparsity)
         _check_sparsity("final_sparsity", self.final_sparsity)
-        if isinstance(self.power, bool) or not isinstance(self.power, (int, float)):
-            raise ValueError(f"Argument `power` must be a number. Received: power={self.power!r}")
+        if (isinstance(self.power, bool) or not isinstance(self.power, (int, float))
+                or not math.isfinite(self.power) or self.power <= 0):
+            raise InvalidArgumentError(
+                "Argument `power` must be a finite number > 0 (3 prunes fast early, 1 "
+                f"linearly). Received: power={self.power!r}")
 
     def should_prune(self, step: int) -> bool:
         return _in_range_and_turn(step, self.begin_step, self.end_step, self.frequency)
@@ -250,7 +261,8 @@ def rounds_to_reach(rate: float, target_sparsity: float) -> int:
     if target_sparsity == 0.0:
         return 0
     if rate == 0.0:
-        raise ValueError("Argument `rate` must be > 0 to reach a sparsity. Received: rate=0.0")
+        raise InvalidArgumentError(
+            "Argument `rate` must be > 0 to reach a sparsity. Received: rate=0.0")
     return math.ceil(math.log(1.0 - target_sparsity) / math.log(1.0 - rate) - 1e-9)
 
 
@@ -266,12 +278,16 @@ def serialize(schedule: PruningSchedule) -> dict:
 
 def deserialize(config: dict) -> PruningSchedule:
     """Inverse of `serialize`; custom schedules register themselves in `SCHEDULES`."""
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        raise InvalidArgumentError(
+            "Argument `config` must be a dict {'class_name': ..., 'config': {...}} as "
+            f"`serialize` returns. Received: config={config!r}")
     cls = SCHEDULES.get(config.get("class_name", ""))
     if cls is None:
-        raise ValueError(
-            f"Unknown schedule class {config.get('class_name')!r}. Known: {sorted(SCHEDULES)}. "
-            "Register custom schedules with `tfimp.schedules.SCHEDULES[name] = cls`."
-        )
+        raise InvalidArgumentError(
+            f"Argument `config` must name a schedule class: one of {sorted(SCHEDULES)} (register "
+            "custom schedules with `tfimp.schedules.SCHEDULES[name] = cls`). Received: "
+            f"config={{'class_name': {config.get('class_name')!r}, ...}}")
     return cls.from_config(config["config"])
 
 

@@ -98,3 +98,24 @@ def test_imp_distills_from_a_given_teacher_and_checks_it(tmp_path):
                       "distill_weight"), (dict(distill_temperature=0), "distill_temperature")):
         with pytest.raises(ValueError, match=f"`{name}`"):
             tfimp.IMPConfig(**bad)
+
+
+def test_final_qat_stage_keeps_masks_and_reloads(tmp_path):
+    result = tfimp.imp(builder(), TRAIN, VAL, rounds=1, rate=0.5, batch_size=30,
+                       final_qat_epochs=1, workdir=tmp_path, verbose=0)
+    assert result.qat["round"] == result.best_round()["round"] and "val_accuracy" in result.qat
+    qat = result.qat_model()
+    masks = unpack("m", result._run.load_arrays(f"round_{result.qat['round']:02d}.npz"))
+    from tfimp.quantization import is_quantize_aware
+
+    assert is_quantize_aware(qat)
+    if masks:  # the pruned round: its zeros survived the QAT epochs
+        kernels = [w for w in qat.get_weights() if w.shape == masks[0].shape]
+        assert any(np.all(k[masks[0] == 0] == 0.0) for k in kernels)
+    qat.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    again = qat.evaluate(*VAL, verbose=0, return_dict=True)["accuracy"]
+    assert again == pytest.approx(result.qat["val_accuracy"], abs=1e-6)
+    plain = tfimp.imp(builder(), TRAIN, VAL, rounds=1, rate=0.5, batch_size=30,
+                      workdir=tmp_path, verbose=0)
+    with pytest.raises(ValueError, match="final_qat_epochs"):
+        plain.qat_model()

@@ -327,3 +327,17 @@ def test_channel_variant_exports_the_shrunk_model_against_dense(tmp_path):
     exports = {e.target: e for e in report.exports}
     assert exports["int8"].bytes < exports["dense_int8"].bytes  # channels gone, not zeros
     assert report.micro["arena_bytes"] <= report.micro["dense_arena_bytes"]
+
+
+def test_qat_finishing_stage_exports_int8_from_the_qat_model(tmp_path):
+    from tfimp.pipeline.runner import run
+
+    recipe = load_recipe("lenet5").smoke_recipe().override(
+        "imp.final_qat_epochs=1", "export.float16=false", "export.float32=false")
+    report = run(recipe, workdir=tmp_path)
+    assert report.errors == []
+    int8 = {e.target: e for e in report.exports}["int8"]
+    assert int8.agreement >= 0.9 and int8.accuracy_tflite is not None
+    with pytest.raises(ValueError, match="imp.final_qat_epochs"):
+        run(recipe.override("imp.granularity=channel", "imp.layer_rates={}"),
+            workdir=tmp_path / "channel")

@@ -87,6 +87,9 @@ class IMPConfig:
             as `imp(..., teacher=...)`); None trains on the labels alone.
         distill_weight: the share of the distillation term in the loss, in [0, 1].
         distill_temperature: the softening temperature (Hinton et al. use 2-20).
+        final_qat_epochs: after the last round, retrain the best round's model for this many
+            epochs with quantization-aware training (`tfimp.quantize_aware`, masks kept);
+            `IMPResult.qat_model()` returns it. 0: no QAT stage.
     """
 
     rounds: int | None = 8
@@ -112,6 +115,7 @@ class IMPConfig:
     distill: str | None = None
     distill_weight: float = 0.5
     distill_temperature: float = 4.0
+    final_qat_epochs: int = 0
 
     def __post_init__(self):
         self._check_counts()
@@ -139,6 +143,7 @@ class IMPConfig:
         if v.non_negative("distill_weight", self.distill_weight) > 1:
             v.fail("distill_weight", self.distill_weight, "a number in [0, 1]")
         v.positive_number("distill_temperature", self.distill_temperature)
+        v.integer("final_qat_epochs", self.final_qat_epochs, 0)
 
     def _check_counts(self) -> None:
         if self.rounds is None and self.target_sparsity is None:

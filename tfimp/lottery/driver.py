@@ -217,6 +217,16 @@ def _plain_weights(model) -> list[np.ndarray]:
     return [keras.ops.convert_to_numpy(v) for v in model.weights if id(v) not in own]
 
 
+def _masked(model, round_arrays: dict, wrap) -> keras.Model:
+    """`model` wrapped as the run wraps it, with the masks saved for its round."""
+    masks = unpack("m", round_arrays)
+    if not masks:
+        return model
+    pruned = wrap(model, model)
+    _set_masks_list(pruned, masks)
+    return pruned
+
+
 def _set_masks_list(pruned, masks: Sequence[np.ndarray]) -> None:
     i = 0
     for w in pruned_layers(pruned):
@@ -239,6 +249,10 @@ class IMPResult:
     _run: RunDir = dataclasses.field(repr=False, default=None)
     budget: float | None = None
     higher_better: bool = True
+    qat: dict | None = None
+    _scope: str = dataclasses.field(repr=False, default="global")
+    _exclude: tuple = dataclasses.field(repr=False, default=())
+    _granularity: Any = dataclasses.field(repr=False, default=None)
 
     def _drop(self, row: dict) -> float:
         return metric_drop(self.dense_metric, row[f"val_{self.metric}"], self.higher_better)
@@ -263,6 +277,28 @@ class IMPResult:
     def best(self, budget: float | None = None) -> keras.Model:
         """The sparsest round's model within `budget`, stripped (a plain Keras model)."""
         return self.model(self.best_round(budget)["round"])
+
+    def qat_model(self) -> keras.Model:
+        """The quantization-aware model of the final QAT stage (`final_qat_epochs`), masks
+        kept; `tfimp.export.to_tflite(m, quantization="int8")` writes its int8 file."""
+        from tfimp.quantization.qat import quantize_aware
+        from tfimp.sparsity.engine import prune
+
+        if not self.qat:
+            raise ValueError("This run has no QAT stage: run tfimp.imp(..., "
+                             "final_qat_epochs=N) to add one.")
+        r = self.qat["round"]
+
+        def wrap(model, _):
+            layers = list(walk_layers(model))
+            return prune(model, None, scope=self._scope, granularity=self._granularity,
+                         exclude=tuple(layers[i].name for i in self._exclude))
+
+        masked = _masked(self.model(r), self._run.load_arrays(f"round_{r:02d}.npz"), wrap)
+        qat = quantize_aware(masked)
+        for var, value in zip(qat.weights, unpack("w", self._run.load_arrays("qat.npz"))):
+            var.assign(value)
+        return qat
 
     @property
     def final(self) -> keras.Model:
@@ -458,11 +494,39 @@ class _Driver:
             manifest["done"] = self._stop(manifest)
             self.run_dir.write_manifest(manifest)
             self.run_dir.remove("state.npz")
+        if self.cfg.final_qat_epochs and "qat" not in manifest:
+            manifest["qat"] = self._qat_stage(manifest)
+            self.run_dir.write_manifest(manifest)
         result = IMPResult(manifest["history"], self.cfg.metric, manifest["dense_metric"],
                            self.run_dir.path, self.build_model, self.run_dir, self.cfg.budget,
                            self.cfg.higher_better)
+        result.qat = manifest.get("qat")
+        result._scope, result._granularity = self.cfg.scope, self.cfg.granularity
+        result._exclude = tuple(self._excluded)  # by layer position: names differ per build
         self._finish(result)
         return result
+
+    def _qat_stage(self, manifest) -> dict:
+        """Quantization-aware retraining of the best round's model, its masks kept."""
+        from tfimp.quantization.qat import quantize_aware
+
+        best = IMPResult(manifest["history"], self.cfg.metric, manifest["dense_metric"],
+                         self.run_dir.path, self.build_model, self.run_dir, self.cfg.budget,
+                         self.cfg.higher_better).best_round()["round"]
+        model = self._round_model(best)
+        masked = _masked(model, self.run_dir.load_arrays(f"round_{best:02d}.npz"), self._wrap)
+        n = min(self.train.size or 0, 256)
+        rep = _take(self.train.x, np.arange(n)) if n else None
+        qat = quantize_aware(masked, representative_data=rep)
+        _compile_like(qat, model, _final_lr(model, self._round_steps()))
+        self._fit_seconds = 0.0
+        self._fit(qat, self.rounds + 1, 0, self.cfg.final_qat_epochs, [])
+        metrics = model_metrics(qat, self.val, self.cfg.batch_size)
+        self.run_dir.save_arrays("qat.npz", pack("w", [keras.ops.convert_to_numpy(w)
+                                                       for w in qat.weights]))
+        return {"round": best, "epochs": self.cfg.final_qat_epochs,
+                "fit_seconds": round(self._fit_seconds, 3),
+                **{f"val_{k}": float(x) for k, x in metrics.items()}}
 
     def _stop(self, manifest) -> bool:
         row = manifest["history"][-1]

@@ -67,7 +67,8 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
         best, fields["structure"], fields["structure_table"] = _shrink(best, result.model(0))
     dense = result.model(0) if recipe.export.baseline else None
     (report_dir / "models").mkdir(parents=True, exist_ok=True)  # once IMP has run
-    exports, paths = _export_all(recipe, best, dense, data, report_dir / "models")
+    qat = result.qat_model() if recipe.imp.final_qat_epochs else None
+    exports, paths = _export_all(recipe, best, dense, data, report_dir / "models", qat)
     latency = _latency(recipe, paths)
     micro = _micro(recipe, paths, report_dir / "micro", data, best)
     report = RunReport(recipe=recipe, command=command,
@@ -161,11 +162,13 @@ def _imp_fields(recipe: Recipe, data, result, best, row: dict) -> dict:
                 sparsity=report.to_dict(), sparsity_table=str(report))
 
 
-def _export_all(recipe: Recipe, model, dense, data, out: Path) -> tuple[tuple, dict]:
-    """Exports the best model (float32/float16/int8) and, when given, the dense round-0 model as
-    float32 and int8 baselines; returns the rows and the paths of the files that were written."""
+def _export_all(recipe: Recipe, model, dense, data, out: Path, qat=None) -> tuple[tuple, dict]:
+    """Exports the best model (float32/float16/int8; int8 from its QAT stage when there is
+    one) and, when given, the dense round-0 model as float32 and int8 baselines; returns the
+    rows and the paths of the files that were written."""
     spec = recipe.export
-    jobs = [(t, model, q, spec.sparse) for t, q in _quantizations(spec).items()]
+    jobs = [(t, qat if t == "int8" and qat is not None else model, q, spec.sparse)
+            for t, q in _quantizations(spec).items()]
     if dense is not None:
         jobs.append(("dense_float32", dense, None, False))
         if spec.int8:
@@ -306,6 +309,11 @@ def check(recipe: Recipe) -> None:
     _check_keras_name("train.loss", recipe.train.loss, "losses")
     if recipe.imp.metric != "loss":
         _check_keras_name("imp.metric", recipe.imp.metric, "metrics")
+    if recipe.imp.final_qat_epochs and recipe.imp.granularity.kind == "channel":
+        raise ValueError("Argument `imp.final_qat_epochs` must be 0 with imp.granularity="
+                         "channel: the QAT stage trains the masked model, and the run exports "
+                         "the shrunk one. Received: imp.final_qat_epochs="
+                         f"{recipe.imp.final_qat_epochs}")
     if recipe.data.name not in data_lib.DATASETS:
         raise ValueError(f"Argument `data.name` must be one of {sorted(data_lib.DATASETS)}. "
                          f"Received: data.name={recipe.data.name!r}")

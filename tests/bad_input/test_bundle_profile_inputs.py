@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import FEATURES, one_line
+from bad_input_helpers import FEATURES, one_line
 
 from tfimp import data as data_lib
 from tfimp import models, profile
@@ -120,7 +120,7 @@ RUN_PY_CASES = [
     ("wrong_shape", "does not match the input"),
     ("nan_input", "NaN or infinite"),
     ("damaged_npy", "not a readable .npy"),
-    ("damaged_png", "not a readable image"),
+    ("damaged_png", "not an image that Pillow can read"),
     ("two_inputs", "the model has 1 input"),
     ("unknown_kind", "unknown input type"),
 ]

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import FEATURES, one_line, run_cli, tfimp_command
+from bad_input_helpers import FEATURES, one_line, run_cli, tfimp_command
 
 from tfimp._util import cli as cli_util
 from tfimp.bundle.cli import bundle_main, deploy_main

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import FEATURES, tiny_model, with_value
+from bad_input_helpers import FEATURES, tiny_model, with_value
 
 from tfimp.export import (Int8, _converter, inspect, measure_arena, quantization, run_litert,
                           run_micro, to_micro, to_tflite, verify)

@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import CLASSES, builder, snapshot, tiny_model, toy_data, with_value
+from bad_input_helpers import CLASSES, builder, snapshot, tiny_model, toy_data, with_value
 
 import tfimp
 from tfimp._util.errors import InvalidArgumentError

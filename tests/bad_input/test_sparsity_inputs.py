@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import FEATURES, tiny_model
+from bad_input_helpers import FEATURES, tiny_model
 
 import tfimp
 from tfimp import schedules

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import max_relative_difference, randomize_batchnorm
+from structure_helpers import max_relative_difference, randomize_batchnorm
 
 import tfimp
 from tfimp.structure.shrink import shrink

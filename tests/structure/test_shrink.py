@@ -4,7 +4,7 @@ graphs, constants folded into biases), the input model is untouched, and the rep
 import keras
 import numpy as np
 import pytest
-from conftest import max_relative_difference, randomize_batchnorm
+from structure_helpers import max_relative_difference, randomize_batchnorm
 
 import tfimp
 from tfimp.sparsity.engine import strip

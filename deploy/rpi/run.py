@@ -125,12 +125,7 @@ def read_input(path: str, spec: dict) -> tuple[np.ndarray, bool]:
     if lower.endswith(IMAGE_EXTENSIONS):
         if len(shape) != 4 or shape[3] not in (1, 3):
             raise BundleError(f"input {spec['name']!r} has shape {shape}, not an image (N,H,W,C)")
-        try:
-            return read_image(path, shape[1], shape[2], shape[3])[None], True
-        except BundleError:
-            raise
-        except Exception as e:  # a damaged image: any of the decoders' errors
-            raise BundleError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+        return read_image(path, shape[1], shape[2], shape[3])[None], True
     if lower.endswith(".npy"):
         try:
             x = np.load(path, allow_pickle=False)

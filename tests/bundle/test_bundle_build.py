@@ -133,8 +133,8 @@ def test_cli_builds_and_reports_errors(models, labels_file, labels, tmp_path, ca
             "--labels", str(labels_file), "--mean", "127.5", "--std", "127.5", "--no-profile"]
     rgb = ["--target", "android", str(models["int8"]), "--out", str(tmp_path / "d"),
            "--mean", "1,2,3", "--std", "4,5,6", "--no-profile"]
-    assert bundle_main(rgb) == 0
-    assert read_manifest(tmp_path / "d")["preprocessing"] == {"mean": [1, 2, 3], "std": [4, 5, 6]}
+    assert bundle_main(rgb) == 2  # three channels' statistics for a one-channel input
+    assert "preprocessing.mean" in capsys.readouterr().err and not (tmp_path / "d").exists()
     assert bundle_main(argv) == 0
     assert "rpi bundle written to" in capsys.readouterr().out
     assert read_manifest(tmp_path / "c")["preprocessing"] == {"mean": 127.5, "std": 127.5}

@@ -47,9 +47,12 @@ def test_board_without_the_runtime_is_reported(sshd, rpi_bundle, tmp_path):
 
 
 def test_unreachable_board_is_a_clear_error(sshd, rpi_bundle, tmp_path):
+    wrong_key = tmp_path / "wrong_key"  # a file, but no key the board accepts
+    wrong_key.write_text("not a private key\n")
+    wrong_key.chmod(0o600)
     with pytest.raises(DeployError, match=r"ssh \(prepare\) failed"):
         deploy_rpi(f"{sshd.user}@{sshd.host}", rpi_bundle, port=sshd.port,
-                   identity=tmp_path / "no_such_key", remote_dir=str(tmp_path / "r"),
+                   identity=wrong_key, remote_dir=str(tmp_path / "r"),
                    ssh_options=_options(sshd), timeout=30)
 
 

@@ -385,7 +385,7 @@ def test_get_falls_back_with_a_warning_when_the_download_fails(monkeypatch, capl
 
 def test_get_uses_real_files_and_does_not_hide_their_errors(mnist_npz, monkeypatch, tmp_path):
     assert data.get("mnist", path=mnist_npz[0]).info["source"] == str(mnist_npz[0])
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ValueError, match="Argument `path` must be an existing file"):
         data.get("mnist", path=tmp_path / "missing.npz")
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"not a zip file")

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import keras
 import numpy as np
 
+from tfimp._util import validate as v
 from tfimp.clustering.constraint import ClusterConstraint
 from tfimp.clustering.kmeans import INITS, Clustered, cluster_array
 from tfimp.sparsity import engine
@@ -100,6 +101,8 @@ def cluster(
             distinct non-zero values than `clusters` asks to share.
     """
     engine.check_model(model)
+    v.integer("clusters", clusters, 2)
+    v.integer("seed", seed, 0)
     _check_flag("per_channel", per_channel)
     if init not in INITS:
         raise ValueError(f"Argument `init` must be one of {list(INITS)}. Received: init={init!r}")
@@ -108,6 +111,10 @@ def cluster(
     for layer, var in _targets(result, exclude):
         shape = _channels_last(layer, var)
         weights = keras.ops.convert_to_numpy(var).reshape(shape)
+        if not np.all(np.isfinite(weights)):
+            v.fail("model", v.Described(f"<model with non-finite weights in '{layer.name}'>"),
+                   f"a model with finite weights to cluster; '{var.path}' holds NaN or "
+                   "infinite values")
         try:
             clustered = cluster_array(weights, clusters, per_channel=per_channel, init=init,
                                       seed=seed)

@@ -7,6 +7,7 @@ import pytest
 import tfimp
 from tfimp.export import Int8, inspect, run_litert, to_micro, to_tflite
 from tfimp.quantization import QuantizeWrapper, quantize_aware
+from tfimp.wrappers import PruneLowMagnitude
 
 L = keras.layers
 
@@ -19,6 +20,7 @@ def small_cnn() -> keras.Model:
         L.BatchNormalization(name="bn1"),
         L.ReLU(name="relu1"),
         L.MaxPooling2D(name="pool"),
+        L.BatchNormalization(name="bn2"),  # follows no conv: a 1x1 depthwise convolution
         L.Conv2D(8, 3, activation="relu", name="conv2"),
         L.Flatten(name="flat"),
         L.Dense(5, name="logits"),
@@ -40,11 +42,14 @@ def test_int8_file_keeps_the_zeros_and_matches_the_qat_model(tmp_path):
 
     art = to_tflite(qat, tmp_path / "qat.tflite", quantization="int8")
     info = inspect(tmp_path / "qat.tflite")
-    assert set(info.ops) <= {"QUANTIZE", "CONV_2D", "MAX_POOL_2D", "RESHAPE", "SHAPE",
-                             "STRIDED_SLICE", "PACK", "FULLY_CONNECTED", "DEQUANTIZE"}
+    assert set(info.ops) <= {"QUANTIZE", "CONV_2D", "MAX_POOL_2D", "DEPTHWISE_CONV_2D",
+                             "RESHAPE", "SHAPE", "STRIDED_SLICE", "PACK", "FULLY_CONNECTED",
+                             "DEQUANTIZE"}
+    assert info.op_counts["QUANTIZE"] == 1 and info.op_counts["DEPTHWISE_CONV_2D"] == 1
     masks = [m for lay in qat.layers if isinstance(lay, QuantizeWrapper)
-             for m in lay.layer.get_masks()]
-    kernels = sorted((t for t in info.constants if t.dtype == "int8"), key=lambda t: t.size)
+             and isinstance(lay.layer, PruneLowMagnitude) for m in lay.layer.get_masks()]
+    kernels = sorted((t for t in info.constants if t.dtype == "int8" and t.size > 6),
+                     key=lambda t: t.size)  # the batch norm's 6 weights aside
     expected = sorted(masks, key=lambda m: m.size)
     assert [t.size for t in kernels] == [m.size for m in expected]
     for stored, mask in zip(kernels, expected):  # the masks' zeros, and no other weight

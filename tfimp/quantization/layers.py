@@ -81,6 +81,33 @@ def _fold_depthwise(k, scale):
     return k * ops.reshape(scale, k.shape[-2:])
 
 
+def batch_norm_affine(bn) -> tuple:
+    """`(scale, offset)` per channel of a batch norm in inference: `y = x * scale + offset`."""
+    scale = ops.rsqrt(bn.moving_variance + bn.epsilon)
+    if bn.scale:
+        scale = scale * bn.gamma
+    offset = -bn.moving_mean * scale
+    if bn.center:
+        offset = offset + bn.beta
+    return scale, offset
+
+
+def _batch_norm_weights(bn):
+    scale, offset = batch_norm_affine(bn)
+    return [ops.reshape(scale, (1, -1, 1))], offset
+
+
+def _batch_norm_apply(bn, x, kernels, mid):
+    # A 1x1 depthwise convolution: an int8 kernel whose per-channel weights and int32 bias
+    # the fake quantization simulates exactly (the MUL and ADD ops that the converter writes
+    # for a batch norm would get ranges of its own choosing).
+    rank = len(x.shape)
+    kernel = ops.expand_dims(kernels[0], 0) if rank == 4 else kernels[0]
+    if rank == 2:
+        return ops.squeeze(ops.depthwise_conv(ops.expand_dims(x, 1), kernel, 1, "valid"), 1)
+    return ops.depthwise_conv(x, kernel, strides=1, padding="valid")
+
+
 @dataclasses.dataclass(frozen=True)
 class Kind:
     """How tfimp fake-quantizes one family of layers.
@@ -89,15 +116,19 @@ class Kind:
         kernels: names of the layer's kernel attributes, in the order `apply` takes them.
         apply: `(layer, inputs, kernels, mid) -> outputs` without bias and activation;
             `mid` fake-quantizes an intermediate tensor the converter makes int8.
-        quantize: per kernel, `(kernel) -> fake-quantized kernel`.
-        fold: `(kernels, bn_scale) -> kernels` with a per-output-channel scale folded in.
+        quantize: per kernel, `(kernel, per_channel) -> fake-quantized kernel`.
+        fold: `(kernels, bn_scale) -> kernels` with a per-output-channel scale folded in;
+            None for layers a batch norm does not fold into.
+        weights: `(layer) -> (kernels, bias)` for layers whose kernels are computed (a
+            standalone batch norm); None reads the `kernels` attributes and `bias`.
     """
 
     kernels: tuple[str, ...]
     apply: Callable
     quantize: tuple[Callable, ...]
-    fold: Callable
+    fold: Callable | None
     has_mid: bool = False
+    weights: Callable | None = None
 
 
 _CONV = Kind(("kernel",), _conv_apply, (fake_quant_weights,),
@@ -107,6 +138,9 @@ _DEPTHWISE = Kind(("kernel",), _depthwise_apply, (_quantize_depthwise,),
 _SEPARABLE = Kind(("depthwise_kernel", "pointwise_kernel"), _separable_apply,
                   (_quantize_depthwise, fake_quant_weights),
                   lambda ks, s: [ks[0], _fold_last(ks[1], s)], has_mid=True)
+# A batch norm over the last axis of a rank 2-4 tensor that follows no Dense/convolution.
+BATCH_NORM = Kind((), _batch_norm_apply, (_quantize_depthwise,), None,
+                  weights=_batch_norm_weights)
 
 KINDS: dict[type, Kind] = {
     L.Dense: Kind(("kernel",), _dense_apply, (fake_quant_weights,),
@@ -123,7 +157,14 @@ _EXCLUDED = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
 
 
 def kind_of(layer) -> Kind | None:
-    """The `Kind` of a layer (or of the layer a `PruneLowMagnitude` wraps), or None."""
+    """The `Kind` of a layer (or of the layer a `PruneLowMagnitude` wraps), or None.
+
+    A `BatchNormalization` that no Dense/convolution absorbs computes as a 1x1 depthwise
+    convolution (`quantize_aware` checks that it normalizes the last axis of a rank 2-4
+    tensor).
+    """
+    if isinstance(layer, L.BatchNormalization):
+        return BATCH_NORM
     if isinstance(layer, _EXCLUDED):
         return None
     for cls in type(layer).__mro__:
@@ -214,21 +255,18 @@ class QuantizeWrapper(keras.layers.Wrapper):
     def folded_weights(self) -> tuple[list, object]:
         """The kernels and bias with the batch norm folded in (float, not rounded)."""
         base = self.base
+        if self.kind.weights is not None:
+            return self.kind.weights(base)
         kernels = [getattr(base, name) for name in self.kind.kernels]
         bias = base.bias if base.use_bias else None
-        bn = self.batch_norm
-        if bn is None:
+        if self.batch_norm is None:
             return kernels, bias
-        scale = ops.rsqrt(bn.moving_variance + bn.epsilon)
-        if bn.scale:
-            scale = scale * bn.gamma
-        shift = -bn.moving_mean if bias is None else bias - bn.moving_mean
-        shift = shift * scale
-        if bn.center:
-            shift = shift + bn.beta
-        return self.kind.fold(kernels, scale), shift
+        scale, offset = batch_norm_affine(self.batch_norm)
+        if bias is not None:
+            offset = offset + bias * scale
+        return self.kind.fold(kernels, scale), offset
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         kernels, bias = self.folded_weights()
         if not is_float():
             kernels = [q(k, self.per_channel) for q, k in zip(self.kind.quantize, kernels)]

@@ -14,8 +14,11 @@ What the rebuilt model computes, per tensor, is what the converter's int8 model 
   `QuantizeWrapper`: per-channel symmetric int8 weights, a following `BatchNormalization`
   folded in (the converter folds it; its moving statistics stay fixed during QAT), a following
   ReLU/ReLU6 fused, and the output fake-quantized.
+- A `BatchNormalization` that follows no such layer computes as the int8 1x1 depthwise
+  convolution it becomes in the file (its moving statistics also stay fixed).
 - Each float model input, and the output of each layer that computes new values (Add,
-  Concatenate, average pooling, activations, standalone batch norm, ...), gets a `FakeQuant`.
+  Concatenate, activations, ...), gets a `FakeQuant`; average pooling rounds its output to
+  its input's range, as TFLite's int8 average pool does.
 - Layers that only move or select values (max pooling, Flatten, Reshape, padding, dropout)
   keep their input's quantization, as their int8 kernels do.
 """
@@ -55,9 +58,6 @@ SAME_SCALE: tuple[type, ...] = (
 # to the input's range.
 SAME_SCALE_ROUNDED: tuple[type, ...] = (L.AveragePooling1D, L.AveragePooling2D,
                                         L.AveragePooling3D)
-# Layers with weights that are not kernels, kept as they are, with a range on their output.
-# The converter quantizes their constants itself, so the int8 file matches them less closely.
-KEPT_WITH_WEIGHTS: tuple[type, ...] = (L.BatchNormalization,)
 
 
 def _fixed_activation(layer) -> str | None:
@@ -139,7 +139,7 @@ def _unsupported(layer, why: str) -> ValueError:
     names = sorted(c.__name__ for c in KINDS)
     return ValueError(
         f"Layer '{layer.name}' ({type(layer).__name__}) {why}. quantize_aware quantizes "
-        f"the kernels of {names} (also inside PruneLowMagnitude), keeps BatchNormalization, "
+        f"the kernels of {names} (also inside PruneLowMagnitude) and BatchNormalization, "
         "and passes layers without weights. Replace or remove the layer, or quantize the "
         "model after training with tfimp.export.to_tflite(..., quantization='int8').")
 
@@ -150,7 +150,7 @@ def _check_layer(layer) -> None:
         raise _unsupported(base, "is a nested model; flatten it into one Functional model")
     if kind_of(base) is not None:
         _check_kernel_layer(layer, base)
-    elif base.weights and not isinstance(base, KEPT_WITH_WEIGHTS):
+    elif base.weights:
         raise _unsupported(base, "has weights that int8 quantization-aware training does not "
                                  "support")
     if keras.backend.standardize_dtype(base.compute_dtype) != "float32":
@@ -200,10 +200,15 @@ def _plan(graph) -> dict[int, _Fusion]:
         if len(layer._inbound_nodes) > 1:
             raise _unsupported(base, "is shared (called more than once); give each call its "
                                      "own layer")
+        rank = len(node.outputs[0].shape)
+        if isinstance(base, L.BatchNormalization) and not (
+                2 <= rank <= 4 and base.axis in (-1, rank - 1)):
+            raise _unsupported(base, f"normalizes axis {base.axis} of a rank-{rank} tensor; "
+                                     "int8 batch norm needs the channels last, at rank 2 to 4")
         fusion = _Fusion(node)
         if activation_name(getattr(base, "activation", None)) == "linear":
-            rank = len(node.outputs[0].shape)
-            fusion.batch_norm = only_consumer(node, lambda op, r=rank: _foldable_bn(op, r))
+            if kind_of(base).fold is not None:
+                fusion.batch_norm = only_consumer(node, lambda op, r=rank: _foldable_bn(op, r))
             fusion.activation = only_consumer(
                 fusion.last, lambda op: _fixed_activation(op) in ("linear", "relu", "relu6"))
         for part in (fusion.node, fusion.batch_norm, fusion.activation):

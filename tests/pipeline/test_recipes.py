@@ -217,7 +217,13 @@ def _check_report(report, name):
     assert len(open(f"{report.report_dir}/history.csv").read().splitlines()) == 3
 
 
-@pytest.mark.parametrize("name", [n for n in RECIPES if n != "lenet_300_100"])
+# The largest recipes' smoke runs take a minute each on 2 cores: they run with -m slow.
+_SLOW_SMOKE = ("mobilenet_v1_vww", "resnet20", "transformer_text")
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n in _SLOW_SMOKE else n
+    for n in RECIPES if n != "lenet_300_100"])
 def test_recipe_smoke_runs_every_stage(name, tmp_path):
     from tfimp.pipeline.runner import run
 

@@ -114,3 +114,25 @@ def test_lenet5_on_digits_int8_file_reproduces_the_qat_model():
     assert np.mean(lite.argmax(1) == data.y_test) > 0.85
     zeros = [t.zero_fraction for t in inspect(art.model_bytes).constants if t.dtype == "int8"]
     assert len(zeros) == 4 and min(zeros) >= 0.6
+
+
+def test_sparse_encoding_and_tflm_compression_still_apply(tmp_path):
+    """int8 FULLY_CONNECTED weights pruned in 1x16 blocks stay in TFLite's sparse encoding;
+    in the dense encoding, TFLite Micro's pruning compression stores the masks' zeros."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 64)).astype("float32")
+    mlp = keras.Sequential([keras.Input((64,)), L.Dense(32, activation="relu"), L.Dense(10)])
+    pruned = tfimp.prune(mlp, 0.75, granularity="block:16x1:whole")
+    qat = quantize_aware(pruned, representative_data=x)
+    art = to_tflite(qat, quantization="int8", sparse=True)
+    sparse = inspect(art.model_bytes).sparse_tensors
+    assert [t.block for t in sparse] == [(1, 16), (1, 16)]
+    step = qat.layers[-1].params()[0]
+    out = run_litert(art.model_bytes, x)[0]
+    assert np.abs(out - qat.predict(x, verbose=0)).max() <= step + 1e-6
+
+    dense = to_tflite(qat, quantization="int8").model_bytes
+    plain = to_micro(dense, tmp_path / "plain")
+    packed = to_micro(dense, tmp_path / "packed", compression="pruning")  # checks bit-exact
+    assert packed.compression == "pruning" and packed.model_bytes < plain.model_bytes

@@ -38,4 +38,12 @@ def recipe() -> Recipe:
         export=ExportSpec(float32=True, int8=True, sparse="auto"),
         profile=ProfileSpec(threads=(1, 2), runs=200, micro=True),
         smoke={"imp.batch_size": 32},
+        options={
+            # --option qat: a quantization-aware finishing stage gives the int8 file.
+            "qat": {"imp.final_qat_epochs": 5},
+            # --option channel: whole channels, 20% of each layer's remaining ones per round
+            # (74% gone after 6 rounds), then removed for real (tfimp.shrink).
+            "channel": {"imp.granularity": "channel", "imp.scope": "layer",
+                        "imp.layer_rates": {}, "imp.rounds": 6},
+        },
     )

@@ -40,4 +40,8 @@ def recipe() -> Recipe:
         export=ExportSpec(float32=True, int8=True, sparse="auto"),
         profile=ProfileSpec(threads=(1, 2), runs=200, micro=True),
         smoke={"imp.batch_size": 32},
+        options={
+            # --option qat: a quantization-aware finishing stage gives the int8 file.
+            "qat": {"imp.final_qat_epochs": 5},
+        },
     )

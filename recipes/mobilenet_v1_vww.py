@@ -46,4 +46,10 @@ def recipe() -> Recipe:
             "imp.rewind_at": None,
             "export.sparse": False,
         },
+        options={
+            "qat": {"imp.final_qat_epochs": 2},
+            # --option channel: whole channels, 25% of each layer's remaining ones per round,
+            # then removed for real (tfimp.shrink).
+            "channel": {"imp.granularity": "channel", "imp.scope": "layer", "imp.rounds": 6},
+        },
     )

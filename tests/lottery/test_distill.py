@@ -119,3 +119,26 @@ def test_final_qat_stage_keeps_masks_and_reloads(tmp_path):
                       workdir=tmp_path, verbose=0)
     with pytest.raises(ValueError, match="final_qat_epochs"):
         plain.qat_model()
+
+
+def test_channel_qat_stage_trains_the_shrunk_model_with_distillation(tmp_path):
+    """With channel granularity the QAT stage trains what the run exports: the shrunk model,
+    its pruned units gone; it distils as the rounds do and reports its cost per epoch."""
+    from tfimp.quantization import is_quantize_aware
+
+    result = tfimp.imp(builder(), TRAIN, VAL, rounds=1, rate=0.5, batch_size=30,
+                       granularity="channel", scope="layer", distill="dense",
+                       final_qat_epochs=2, budget=1.0, workdir=tmp_path, verbose=0)
+    assert result.qat["round"] == 1 and result.qat["shrunk"] is True
+    assert result.qat["distill"] == "dense" and result.qat["epochs"] == 2
+    assert result.qat["epoch_cost_ratio"] > 0
+    qat = result.qat_model()
+    assert is_quantize_aware(qat)
+    kernels = [w for w in qat.get_weights() if w.ndim == 2]
+    assert kernels[0].shape == (8, 8)  # 16 hidden units, half of them gone
+    qat.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    again = qat.evaluate(*VAL, verbose=0, return_dict=True)["accuracy"]
+    assert again == pytest.approx(result.qat["val_accuracy"], abs=1e-6)
+    # Its int8 file holds the shrunk layers and reproduces the QAT model.
+    art = tfimp.export.to_tflite(qat, quantization="int8", verify=VAL)
+    assert art.report.verification.agreement >= 0.95

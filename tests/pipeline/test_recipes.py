@@ -1,6 +1,7 @@
 """Recipes: config round trips, `key=value` overrides, bad input, and an end-to-end smoke run
 of every recipe (IMP, export, verification, profiling, report folder) on tiny data."""
 
+import dataclasses
 import json
 
 import pytest
@@ -233,6 +234,23 @@ def test_recipe_smoke_runs_every_stage(name, tmp_path):
         assert report.micro["arena_error"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ds_cnn", "resnet8", "mobilenet_v1_vww"])
+def test_mlperf_tiny_recipes_run_with_every_option(name, tmp_path):
+    """The MLPerf Tiny recipes with channel IMP, distillation and the QAT finishing stage:
+    every stage runs, and the report has float and int8 accuracy of PTQ and QAT."""
+    from tfimp.pipeline.runner import run
+
+    recipe = load_recipe(name).with_options("channel", "distill", "qat").smoke_recipe()
+    report = run(recipe.override("imp.final_qat_epochs=1"), workdir=tmp_path)
+    assert report.errors == []
+    assert report.qat["shrunk"] and report.structure["params_after"] < \
+        report.structure["params_before"]
+    for key in ("float_accuracy", "ptq_int8_accuracy", "qat_int8_accuracy",
+                "qat_int8_agreement", "qat_int8_agreement_float"):
+        assert report.qat[key] is not None, key
+
+
 def test_run_command_smoke_prints_the_report(tmp_path, capsys):
     from tfimp.pipeline.runner import main
 
@@ -342,8 +360,65 @@ def test_qat_finishing_stage_exports_int8_from_the_qat_model(tmp_path):
         "imp.final_qat_epochs=1", "export.float16=false", "export.float32=false")
     report = run(recipe, workdir=tmp_path)
     assert report.errors == []
-    int8 = {e.target: e for e in report.exports}["int8"]
+    exports = {e.target: e for e in report.exports}
+    int8, ptq = exports["int8"], exports["int8_ptq"]
     assert int8.agreement >= 0.9 and int8.accuracy_tflite is not None
-    with pytest.raises(ValueError, match="imp.final_qat_epochs"):
-        run(recipe.override("imp.granularity=channel", "imp.layer_rates={}"),
-            workdir=tmp_path / "channel")
+    assert ptq.accuracy_tflite is not None and report.smallest_litert.target != "int8_ptq"
+    assert report.qat["ptq_int8_accuracy"] == ptq.accuracy_tflite
+    assert report.qat["qat_int8_accuracy"] == int8.accuracy_tflite
+    assert 0.0 <= report.qat["qat_int8_agreement_float"] <= 1.0
+    assert "int8_ptq" not in {row.target for row in report.latency}  # a baseline, not shipped
+
+
+def test_channel_qat_and_distill_options_from_the_command_line(tmp_path, capsys):
+    """`tfimp run lenet5 --option channel,qat,distill`: the shrunk model's QAT stage gives
+    the int8 file; the report sets it against post-training int8 of the same model."""
+    import json
+
+    from tfimp.pipeline.runner import main
+
+    rc = main(["lenet5", "--smoke", "--option", "channel", "--option", "qat,distill",
+               "imp.final_qat_epochs=1", "--workdir", str(tmp_path)])
+    assert rc == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["recipe"]["imp"]["granularity"] == "channel"
+    assert report["recipe"]["imp"]["distill"] == "dense"
+    assert report["recipe"]["imp"]["final_qat_epochs"] == 1  # the user's override wins
+    qat = report["qat"]
+    assert qat["shrunk"] is True and qat["distill"] == "dense" and qat["epochs"] == 1
+    exports = {e["target"]: e for e in report["exports"]}
+    # Both int8 files come from the shrunk model: the same layers, so about the same size.
+    assert abs(exports["int8"]["bytes"] - exports["int8_ptq"]["bytes"]) < 2_000
+    assert report["structure"]["params_after"] < report["structure"]["params_before"]
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "## Quantization: post-training vs quantization-aware (int8)" in text
+    assert "retraining distilled from the dense round 0" in text
+    assert "--option" in report["command"]
+
+
+def test_recipe_options_resolve_and_stay_out_of_the_run_identity():
+    for name in available():
+        recipe = load_recipe(name)
+        assert {"distill", "qat"} <= set(recipe.all_options)
+        for option in recipe.all_options:
+            changed = recipe.with_options(option)
+            assert changed.digest() != recipe.digest(), (name, option)
+            assert changed.diff(recipe)  # the option shows as key=value overrides
+    lenet5 = load_recipe("lenet5")
+    assert lenet5.with_options("channel", "qat").imp.final_qat_epochs == 5
+    assert lenet5.with_options("channel").imp.granularity.kind == "channel"
+    with pytest.raises(ValueError, match="`option`.*'qat'"):
+        lenet5.with_options("qta")
+    with pytest.raises(ValueError, match="option `fast`.*imp.rouns"):
+        dataclasses.replace(lenet5, options={"fast": {"imp.rouns": 1}})
+
+
+def test_cli_lists_a_recipes_options_and_refuses_an_unknown_one(capsys):
+    from tfimp.pipeline.runner import main
+
+    assert main(["lenet5", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "channel  imp.granularity=channel" in out and "qat      imp.final_qat_epochs=5" in out
+    assert main(["lenet5", "--option", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "`option`" in err[0] and "nope" in err[0]

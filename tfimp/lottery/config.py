@@ -88,8 +88,10 @@ class IMPConfig:
         distill_weight: the share of the distillation term in the loss, in [0, 1].
         distill_temperature: the softening temperature (Hinton et al. use 2-20).
         final_qat_epochs: after the last round, retrain the best round's model for this many
-            epochs with quantization-aware training (`tfimp.quantize_aware`, masks kept);
-            `IMPResult.qat_model()` returns it. 0: no QAT stage.
+            epochs with quantization-aware training (`tfimp.quantize_aware`, masks kept;
+            with channel granularity the shrunk model, `tfimp.shrink`), distilling as the
+            rounds do when `distill` is set; `IMPResult.qat_model()` returns it and
+            `IMPResult.qat` what it measured. 0: no QAT stage.
     """
 
     rounds: int | None = 8

@@ -227,6 +227,16 @@ def _masked(model, round_arrays: dict, wrap) -> keras.Model:
     return pruned
 
 
+def _qat_source(masked: keras.Model, granularity) -> keras.Model:
+    """What the QAT stage trains: the masked model, or with channel granularity the shrunk
+    one (its pruned channels gone, as the run exports it)."""
+    if granularity is None or granularity.kind != "channel":
+        return masked
+    from tfimp.structure.shrink import shrink
+
+    return shrink(masked)
+
+
 def _set_masks_list(pruned, masks: Sequence[np.ndarray]) -> None:
     i = 0
     for w in pruned_layers(pruned):
@@ -280,7 +290,8 @@ class IMPResult:
 
     def qat_model(self) -> keras.Model:
         """The quantization-aware model of the final QAT stage (`final_qat_epochs`), masks
-        kept; `tfimp.export.to_tflite(m, quantization="int8")` writes its int8 file."""
+        kept (with channel granularity: the shrunk model, its pruned channels gone);
+        `tfimp.export.to_tflite(m, quantization="int8")` writes its int8 file."""
         from tfimp.quantization.qat import quantize_aware
         from tfimp.sparsity.engine import prune
 
@@ -295,7 +306,7 @@ class IMPResult:
                          exclude=tuple(layers[i].name for i in self._exclude))
 
         masked = _masked(self.model(r), self._run.load_arrays(f"round_{r:02d}.npz"), wrap)
-        qat = quantize_aware(masked)
+        qat = quantize_aware(_qat_source(masked, self._granularity))
         for var, value in zip(qat.weights, unpack("w", self._run.load_arrays("qat.npz"))):
             var.assign(value)
         return qat
@@ -517,16 +528,26 @@ class _Driver:
         masked = _masked(model, self.run_dir.load_arrays(f"round_{best:02d}.npz"), self._wrap)
         n = min(self.train.size or 0, 256)
         rep = _take(self.train.x, np.arange(n)) if n else None
-        qat = quantize_aware(masked, representative_data=rep)
-        _compile_like(qat, model, _final_lr(model, self._round_steps()))
+        qat = quantize_aware(_qat_source(masked, self.cfg.granularity), representative_data=rep)
+        lr = _final_lr(model, self._round_steps())
+        _compile_like(qat, model, lr)
         self._fit_seconds = 0.0
-        self._fit(qat, self.rounds + 1, 0, self.cfg.final_qat_epochs, [])
+        self._fit(self._trainer(qat, model, lr), self.rounds + 1, 0,
+                  self.cfg.final_qat_epochs, [])
         metrics = model_metrics(qat, self.val, self.cfg.batch_size)
         self.run_dir.save_arrays("qat.npz", pack("w", [keras.ops.convert_to_numpy(w)
                                                        for w in qat.weights]))
-        return {"round": best, "epochs": self.cfg.final_qat_epochs,
-                "fit_seconds": round(self._fit_seconds, 3),
-                **{f"val_{k}": float(x) for k, x in metrics.items()}}
+        row = next(h for h in manifest["history"] if h["round"] == best)
+        out = {"round": best, "epochs": self.cfg.final_qat_epochs,
+               "shrunk": self.channels, "distill": self.cfg.distill,
+               "fit_seconds": round(self._fit_seconds, 3),
+               **{f"val_{k}": float(x) for k, x in metrics.items()}}
+        # The cost of a QAT epoch against an epoch of the round it finishes, in this run.
+        if row.get("fit_seconds") and row.get("epochs"):
+            per_epoch = row["fit_seconds"] / row["epochs"]
+            out["epoch_cost_ratio"] = round(
+                self._fit_seconds / self.cfg.final_qat_epochs / per_epoch, 3)
+        return out
 
     def _stop(self, manifest) -> bool:
         row = manifest["history"][-1]

@@ -238,6 +238,12 @@ class Recipe(_Config):
 
     `smoke` holds the overrides (`{"field.path": value}`) that shrink the run to a few steps
     on tiny data; `Recipe.smoke_recipe()` applies them on top of the generic ones.
+
+    `options` names sets of overrides that a user switches on by name
+    (`tfimp run lenet5 --option qat,distill`, `Recipe.with_options("qat")`): every recipe
+    has `distill` (retraining distils from the dense round 0) and `qat` (a quantization-aware
+    finishing stage whose model gives the int8 file), and a recipe may tune them or add its
+    own (`channel`). They are not part of the run's identity: what they set is.
     """
 
     name: str
@@ -251,6 +257,7 @@ class Recipe(_Config):
     seed: int = 0
     description: str = ""
     smoke: dict = dataclasses.field(default_factory=dict)
+    options: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -263,6 +270,33 @@ class Recipe(_Config):
         if not isinstance(self.smoke, dict):
             v.fail("smoke", self.smoke, "a dict of overrides {'field.path': value}")
         object.__setattr__(self, "smoke", _tuples(self.smoke))
+        if not isinstance(self.options, dict) or not all(
+                isinstance(k, str) and k and isinstance(o, dict)
+                for k, o in self.options.items()):
+            v.fail("options", self.options, "a dict of named override sets "
+                   "{'name': {'field.path': value}}")
+        for name, overrides in self.options.items():
+            for key in overrides:
+                try:
+                    resolve_key(key)
+                except ValueError as e:
+                    raise ValueError(f"Recipe option `{name}`: {e}") from None
+        object.__setattr__(self, "options", {k: _tuples(o) for k, o in self.options.items()})
+
+    @property
+    def all_options(self) -> dict:
+        """Every option this recipe has: the generic ones, tuned or added to by the recipe."""
+        return {**GENERIC_OPTIONS, **self.options}
+
+    def with_options(self, *names: str) -> Recipe:
+        """A copy with the named options' overrides applied, in order (later ones win)."""
+        known = self.all_options
+        for name in names:
+            if name not in known:
+                v.fail("option", name, f"one of the options of recipe {self.name!r}: "
+                       f"{sorted(known)}")
+        merged = {k: val for name in names for k, val in known[name].items()}
+        return self.override(**{k.replace(".", "__"): val for k, val in merged.items()})
 
     def override(self, *assignments: str, **fields) -> Recipe:
         """A copy with fields replaced: `"key=value"` strings and/or keyword arguments.
@@ -302,14 +336,22 @@ class Recipe(_Config):
     def diff(self, base: Recipe) -> list[str]:
         """The `key=value` overrides that turn `base` into this recipe."""
         mine, theirs = _leaves(self.get_config()), _leaves(base.get_config())
-        return [f"{key}={_format(value)}" for key, value in mine.items()
-                if key not in ("smoke", "description") and theirs.get(key, object()) != value]
+        return [f"{key}={format_value(value)}" for key, value in mine.items()
+                if key not in ("smoke", "description", "options")
+                and theirs.get(key, object()) != value]
 
     def digest(self) -> str:
         """A short hash of the config: names the run's work directory."""
-        text = json.dumps(self.get_config(), sort_keys=True, default=str)
+        config = {k: val for k, val in self.get_config().items() if k != "options"}
+        text = json.dumps(config, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
+
+# Options every recipe has (`Recipe.options` tunes or adds to them).
+GENERIC_OPTIONS = {
+    "distill": {"imp.distill": "dense"},
+    "qat": {"imp.final_qat_epochs": 3},
+}
 
 _SPECS = {"model": ModelSpec, "data": DataSpec, "train": TrainSpec, "imp": IMPConfig,
           "export": ExportSpec, "profile": ProfileSpec}
@@ -319,18 +361,18 @@ def _leaves(config: dict, prefix: str = "") -> dict:
     out = {}
     for key, value in config.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and path not in ("smoke", "imp.layer_rates"):
+        if isinstance(value, dict) and path not in ("smoke", "options", "imp.layer_rates"):
             out.update(_leaves(value, path + ".") if value else {path: {}})
         else:
             out[path] = value
     return out
 
 
-def _format(value) -> str:
+def format_value(value) -> str:
     if value is None or isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, list):
-        return ",".join(_format(v) for v in value)
+        return ",".join(format_value(v) for v in value)
     if isinstance(value, dict):
         return repr(value).replace(" ", "")
     return str(value)

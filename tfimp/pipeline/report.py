@@ -69,6 +69,7 @@ class RunReport:
     seconds: float = 0.0
     structure: dict | None = None
     structure_table: str = ""
+    qat: dict | None = None
 
     @property
     def synthetic(self) -> bool:
@@ -76,8 +77,10 @@ class RunReport:
 
     @property
     def smallest_litert(self) -> ExportRow | None:
-        """The smallest verified file of the pruned model among those LiteRT runs."""
-        rows = [e for e in self.exports if not e.error and not e.target.startswith("dense_")]
+        """The smallest verified file of the pruned model among those LiteRT runs (not the
+        baselines: the dense model's files, and post-training int8 beside a QAT stage)."""
+        rows = [e for e in self.exports if not e.error and not e.target.startswith("dense_")
+                and e.target != "int8_ptq"]
         return min(rows, key=lambda e: e.bytes) if rows else None
 
     @property
@@ -135,6 +138,8 @@ def _json_default(value):
 
 
 def _label(target: str) -> str:
+    if target == "int8_ptq":
+        return "int8_ptq, post-training (baseline of the QAT stage)"
     if target.startswith("dense_"):
         return f"{target[len('dense_'):]}, dense round 0 (baseline)"
     return target
@@ -169,7 +174,8 @@ def markdown(report) -> str:
         lines += ["## Channels, parameters and MACs (dense round 0 -> shrunk best model)", "",
                   "The exported models are the shrunk model: the pruned channels are gone.", "",
                   "```", r.structure_table, "```", ""]
-    lines += _export_section(r) + _latency_section(r) + _micro_section(r)
+    lines += _export_section(r) + _quantization_section(r) + _latency_section(r)
+    lines += _micro_section(r)
     if r.errors:
         lines += ["## Failed stages", ""] + [f"- {e}" for e in r.errors] + [""]
     return "\n".join(lines)
@@ -179,11 +185,17 @@ def _accuracy_section(r) -> list[str]:
     m = r.metric
     row = r.best_round
     delta = r.best_metric - r.dense_metric
-    return ["## Accuracy", "",
-            f"- dense {m}: **{r.dense_metric:.4f}**",
-            f"- best within budget {r.budget:g}: round {row.get('round')}, sparsity "
-            f"**{_pct(row.get('sparsity'))}**, {m} **{r.best_metric:.4f}** "
-            f"({100 * delta:+.2f} points vs dense)", ""]
+    lines = ["## Accuracy", "",
+             f"- dense {m}: **{r.dense_metric:.4f}**",
+             f"- best within budget {r.budget:g}: round {row.get('round')}, sparsity "
+             f"**{_pct(row.get('sparsity'))}**, {m} **{r.best_metric:.4f}** "
+             f"({100 * delta:+.2f} points vs dense)"]
+    imp = r.recipe.imp
+    if imp.distill:
+        teacher = "the dense round 0" if imp.distill == "dense" else "a given teacher"
+        lines.append(f"- retraining distilled from {teacher} (weight {imp.distill_weight:g}, "
+                     f"temperature {imp.distill_temperature:g})")
+    return lines + [""]
 
 
 def _rounds_section(r) -> list[str]:
@@ -221,6 +233,30 @@ def _export_section(r) -> list[str]:
                   f"({best.dense_float32_bytes / best.bytes:.1f}x smaller than dense float32).",
                   ""]
     return lines
+
+
+def _quantization_section(r) -> list[str]:
+    """The QAT finishing stage against post-training int8 of the same model."""
+    q = r.qat
+    if not q:
+        return []
+    shrunk = ", shrunk" if q.get("shrunk") else ""
+    distill = f", distilling from {q['distill']}" if q.get("distill") else ""
+    header = ["model", "accuracy", "agrees with float model", "agrees with its Keras model"]
+    rows = [["float (best round, Keras)", _num(q.get("float_accuracy")), "", ""],
+            ["int8, post-training quantization (int8_ptq)", _num(q.get("ptq_int8_accuracy")),
+             _num(q.get("ptq_int8_agreement_float")), _num(q.get("ptq_int8_agreement"))],
+            ["int8, quantization-aware stage (int8)", _num(q.get("qat_int8_accuracy")),
+             _num(q.get("qat_int8_agreement_float")), _num(q.get("qat_int8_agreement"))]]
+    lines = ["## Quantization: post-training vs quantization-aware (int8)", "",
+             f"QAT stage: {q['epochs']} epoch(s) on round {q['round']}{shrunk}{distill}, "
+             f"val {r.metric} {_num(q.get(f'val_{r.metric}'))} (fake-quantized Keras model), "
+             f"{_num(q.get('fit_seconds'), 1)} s of training."]
+    if q.get("epoch_cost_ratio") is not None:
+        lines.append(f"A QAT epoch took {q['epoch_cost_ratio']:.2f}x an epoch of round "
+                     f"{q['round']} in this run.")
+    return lines + ["", "Accuracy of the LiteRT int8 files on the verify samples:", ""] + \
+        markdown_table(header, rows) + [""]
 
 
 def _latency_section(r) -> list[str]:

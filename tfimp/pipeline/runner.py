@@ -22,7 +22,7 @@ from tfimp._util.cli import DEBUG_HELP, verb
 from tfimp import profile
 from tfimp.export import Float16, Int8, to_micro, to_tflite
 from tfimp.pipeline import report as run_report
-from tfimp.pipeline.recipe import Recipe, available, load_recipe
+from tfimp.pipeline.recipe import Recipe, available, format_value, load_recipe
 from tfimp.pipeline.report import ExportRow, LatencyRow, RunReport, metric_of
 from tfimp.profile.micro import get_board
 
@@ -69,8 +69,10 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
     (report_dir / "models").mkdir(parents=True, exist_ok=True)  # once IMP has run
     qat = result.qat_model() if recipe.imp.final_qat_epochs else None
     exports, paths = _export_all(recipe, best, dense, data, report_dir / "models", qat)
-    latency = _latency(recipe, paths)
-    micro = _micro(recipe, paths, report_dir / "micro", data, best)
+    if qat is not None:
+        fields["qat"] = _qat_summary(result.qat, exports, best, data, recipe.export)
+    latency = _latency(recipe, {t: p for t, p in paths.items() if t != "int8_ptq"})
+    micro = _micro(recipe, paths, report_dir / "micro", data, best if qat is None else qat)
     report = RunReport(recipe=recipe, command=command,
                        workdir=str(workdir), report_dir=str(report_dir), exports=exports,
                        latency=latency, micro=micro, seconds=time.time() - start, **fields)
@@ -164,11 +166,15 @@ def _imp_fields(recipe: Recipe, data, result, best, row: dict) -> dict:
 
 def _export_all(recipe: Recipe, model, dense, data, out: Path, qat=None) -> tuple[tuple, dict]:
     """Exports the best model (float32/float16/int8; int8 from its QAT stage when there is
-    one) and, when given, the dense round-0 model as float32 and int8 baselines; returns the
-    rows and the paths of the files that were written."""
+    one, with the post-training int8 of the same model beside it as `int8_ptq`) and, when
+    given, the dense round-0 model as float32 and int8 baselines; returns the rows and the
+    paths of the files that were written."""
     spec = recipe.export
     jobs = [(t, qat if t == "int8" and qat is not None else model, q, spec.sparse)
             for t, q in _quantizations(spec).items()]
+    if qat is not None and spec.int8:
+        jobs.append(("int8_ptq", model, Int8(per_channel_dense=spec.per_channel_dense),
+                     spec.sparse))
     if dense is not None:
         jobs.append(("dense_float32", dense, None, False))
         if spec.int8:
@@ -182,6 +188,34 @@ def _export_all(recipe: Recipe, model, dense, data, out: Path, qat=None) -> tupl
         if not row.error:
             paths[target] = str(path)
     return tuple(rows), paths
+
+
+def _qat_summary(stage: dict, exports, model, data, spec) -> dict:
+    """The QAT stage against post-training quantization of the same model, on the verify
+    samples: the float model's accuracy, each int8 file's accuracy, and how often each int8
+    file predicts what the float model predicts."""
+    import numpy as np
+
+    from tfimp.export.verify import run_litert
+
+    out = dict(stage)
+    x, y = data.x_test[:spec.verify_samples], data.y_test[:spec.verify_samples]
+    reference = np.asarray(model.predict(x, verbose=0, batch_size=256))
+    classes = reference.ndim == 2 and reference.shape[-1] > 1 and y.ndim == 1
+    if classes:
+        reference = reference.argmax(-1)
+        out["float_accuracy"] = float(np.mean(reference == y))
+    rows = {e.target: e for e in exports}
+    for target, key in (("int8_ptq", "ptq"), ("int8", "qat")):
+        e = rows.get(target)
+        if e is None or e.error:
+            continue
+        out[f"{key}_int8_accuracy"] = e.accuracy_tflite
+        out[f"{key}_int8_agreement"] = e.agreement  # with the Keras model it was made from
+        if classes:
+            lite = run_litert(e.path, x)[0].argmax(-1)
+            out[f"{key}_int8_agreement_float"] = float(np.mean(lite == reference))
+    return out
 
 
 def _shrink(model, dense) -> tuple:
@@ -309,11 +343,6 @@ def check(recipe: Recipe) -> None:
     _check_keras_name("train.loss", recipe.train.loss, "losses")
     if recipe.imp.metric != "loss":
         _check_keras_name("imp.metric", recipe.imp.metric, "metrics")
-    if recipe.imp.final_qat_epochs and recipe.imp.granularity.kind == "channel":
-        raise ValueError("Argument `imp.final_qat_epochs` must be 0 with imp.granularity="
-                         "channel: the QAT stage trains the masked model, and the run exports "
-                         "the shrunk one. Received: imp.final_qat_epochs="
-                         f"{recipe.imp.final_qat_epochs}")
     if recipe.data.name not in data_lib.DATASETS:
         raise ValueError(f"Argument `data.name` must be one of {sorted(data_lib.DATASETS)}. "
                          f"Received: data.name={recipe.data.name!r}")
@@ -335,6 +364,17 @@ def _check_keras_name(field: str, name: str, kind: str) -> None:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _options_text(recipe: Recipe) -> str:
+    """A recipe's description and its options with the overrides each one applies."""
+    lines = [f"{recipe.name}: {recipe.description}".rstrip(": "), "options (--option NAME):"]
+    options = recipe.all_options
+    width = max(map(len, options))
+    for name in sorted(options):
+        sets = " ".join(f"{k}={format_value(val)}" for k, val in options[name].items())
+        lines.append(f"  {name:<{width}}  {sets}")
+    return "\n".join(lines)
 
 
 def _command(recipe: Recipe, workdir, smoke: bool) -> str:
@@ -360,7 +400,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default=None, help="run folder (default runs/NAME-HASH)")
     p.add_argument("--smoke", action="store_true",
                    help="a few steps on tiny data, every stage kept (for tests)")
-    p.add_argument("--list", action="store_true", help="list the recipes and exit")
+    p.add_argument("--option", action="append", default=[], metavar="NAME[,NAME]",
+                   help="switch on a recipe option by name, e.g. qat, distill, channel "
+                        "(repeatable; `tfimp run RECIPE --list` lists a recipe's options)")
+    p.add_argument("--list", action="store_true",
+                   help="list the recipes (with a recipe: its options) and exit")
     return p
 
 
@@ -368,12 +412,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """`tfimp run [RECIPE] [--workdir DIR] [--smoke] [key=value ...]`."""
     args = _parser().parse_intermixed_args(argv)
-    if args.list:
-        print("\n".join(available()))
-        return 0
     words = list(args.args)
     name = words.pop(0) if words and "=" not in words[0] else None
+    if args.list and name is None:
+        print("\n".join(available()))
+        return 0
     recipe = load_recipe(name or DEFAULT_RECIPE)
+    if args.list:
+        print(_options_text(recipe))
+        return 0
+    options = [o.strip() for text in args.option for o in text.split(",") if o.strip()]
+    recipe = recipe.with_options(*options)
     if args.smoke:  # before the user's overrides, which win
         recipe = recipe.smoke_recipe()
     recipe = recipe.override(*(() if name else DEFAULT_OVERRIDES), *words)

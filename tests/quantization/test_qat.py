@@ -9,6 +9,7 @@ from tfimp.quantization import (
     FakeQuant,
     QuantizeWrapper,
     fake_quant_layers,
+    is_quantize_aware,
     quantize_aware,
     strip,
 )
@@ -165,6 +166,14 @@ def test_strip_removes_mask_wrappers_and_keeps_outputs_and_zeros():
             kernel = keras.ops.convert_to_numpy(lay.base.weights[0])
             assert np.mean(kernel == 0) == pytest.approx(0.5, abs=0.02)
     assert strip(plain) is plain
+    # tfimp.strip does the same for a quantization-aware model; a plain model passes through.
+    also = tfimp.strip(qat)
+    assert is_quantize_aware(also)
+    assert not any(isinstance(lay.layer, PruneLowMagnitude) for lay in also.layers
+                   if isinstance(lay, QuantizeWrapper))
+    np.testing.assert_array_equal(also.predict(X, verbose=0), qat.predict(X, verbose=0))
+    dense = conv_net()
+    assert tfimp.strip(dense) is dense
 
 
 def test_per_tensor_dense_option():

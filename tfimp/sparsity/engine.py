@@ -478,10 +478,16 @@ def strip(model: keras.Model) -> keras.Model:
     """A plain Keras model of the original architecture, with the pruned weights at zero.
 
     The result holds no tfimp objects: it saves and loads without tfimp installed. Models
-    pruned in place (subclassed) are unwrapped in place and returned.
+    pruned in place (subclassed) are unwrapped in place and returned. A quantization-aware
+    model (`tfimp.quantize_aware`) loses its masks and keeps its fake quantization
+    (`tfimp.quantization.strip`): that is what its int8 file is converted from.
     """
     check_model(model)
     if not is_pruned(model):
+        from tfimp.quantization.qat import is_quantize_aware, strip as strip_quantized
+
+        if is_quantize_aware(model):
+            return strip_quantized(model)
         return model
     if not _is_graph_model(model):
         return _strip_inplace(model)

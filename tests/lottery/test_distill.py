@@ -88,6 +88,9 @@ def test_imp_distills_from_a_given_teacher_and_checks_it(tmp_path):
     result = tfimp.imp(builder(), TRAIN, VAL, rounds=1, rate=0.5, batch_size=30,
                        teacher=teacher, workdir=tmp_path, verbose=0)
     assert [r["round"] for r in result.history] == [0, 1]
+    kept = keras.models.load_model(pathlib.Path(result.workdir) / "teacher.keras")
+    for a, b in zip(kept.get_weights(), teacher.get_weights()):  # the folder holds it
+        np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="`teacher`"):
         tfimp.imp(builder(), TRAIN, VAL, rounds=1, distill="teacher", workdir=tmp_path,
                   verbose=0)

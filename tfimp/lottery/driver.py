@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 import time
 from typing import Any, Callable, Sequence
 
@@ -487,6 +488,7 @@ class _Driver:
         manifest = self.run_dir.open() or {"history": [], "round": -1, "epoch": 0,
                                            "dense_metric": None, "rates": None}
         self.manifest = manifest
+        self._keep_teacher()
         if manifest["rates"] is not None:
             self.rates = list(manifest["rates"])
         if manifest["history"]:
@@ -516,6 +518,21 @@ class _Driver:
         result._exclude = tuple(self._excluded)  # by layer position: names differ per build
         self._finish(result)
         return result
+
+    def _keep_teacher(self) -> None:
+        """A given teacher is part of the run folder (`teacher.keras`), beside its hash in
+        config.json: the folder alone says what the rounds distilled from."""
+        if self.teacher is None or self.run_dir.has("teacher.keras"):
+            return
+        tmp = self.run_dir.path / "teacher.tmp.keras"
+        try:
+            self.teacher.save(tmp)
+            os.replace(tmp, self.run_dir.path / "teacher.keras")
+        except Exception as e:  # noqa: BLE001 - the run goes on; the hash still names it
+            logging.warning("The teacher could not be saved in the run folder (%s: %s); the "
+                            "run identifies it by its weights' hash only.", type(e).__name__, e)
+            if tmp.exists():
+                tmp.unlink()
 
     def _qat_stage(self, manifest) -> dict:
         """Quantization-aware retraining of the best round's model, its masks kept."""

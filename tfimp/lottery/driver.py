@@ -458,7 +458,7 @@ class _Driver:
         ref = self._ref = self._wrap(reference, reference)
         self.rates = [select(w.layer, cfg.layer_rates) for w in pruned_layers(ref)]
         self.initial_model, self.verbose, self.teacher = initial_model, verbose, teacher
-        self.printer = RoundPrinter(cfg.metric, self.rounds, verbose)
+        self.printer = RoundPrinter(cfg.metric, self.rounds, verbose, self.channels)
 
     def _wrap(self, model, source) -> keras.Model:
         """`model` wrapped as every round wraps it: all-ones masks, this run's settings."""

@@ -18,8 +18,9 @@ class RoundPrinter:
     """Prints one table row per finished round and, at verbose 1, a Keras progress bar across
     rounds."""
 
-    def __init__(self, metric: str, rounds: int, verbose: int):
+    def __init__(self, metric: str, rounds: int, verbose: int, channels: bool = False):
         self.metric, self.rounds, self.verbose = metric, rounds, verbose
+        self.channels = channels  # a last column: the fraction of channels removed
         self._header_done = False
         self._bar = None
 
@@ -37,7 +38,8 @@ class RoundPrinter:
             widths = (5, 9, 10, 10, 8, 6, 8)
             names = list(_COLUMNS)
             names[3] = f"val_{self.metric}"[:10]
-            print("  ".join(n.rjust(w) for n, w in zip(names, widths)))
+            names += ["channels"] if self.channels else []
+            print("  ".join(n.rjust(w) for n, w in zip(names, widths + (8,))))
             self._header_done = True
 
     def row(self, row: dict, dense: float | None) -> None:
@@ -47,7 +49,8 @@ class RoundPrinter:
         value = row[f"val_{self.metric}"]
         delta = 0.0 if dense is None else value - dense
         print(f"{row['round']:>5}  {row['sparsity']:>9.2%}  {row['remaining']:>10}  "
-              f"{value:>10.4f}  {delta:>+8.4f}  {row['epochs']:>6}  {row['seconds']:>8.1f}")
+              f"{value:>10.4f}  {delta:>+8.4f}  {row['epochs']:>6}  {row['seconds']:>8.1f}"
+              + (f"  {row.get('channel_sparsity', 0.0):>8.2%}" if self.channels else ""))
         if self.verbose == 1:  # a bar only where it redraws in place (2: logs and files)
             self._progress(row["round"] + 1, row)
 

@@ -185,9 +185,11 @@ def _accuracy_section(r) -> list[str]:
     m = r.metric
     row = r.best_round
     delta = r.best_metric - r.dense_metric
+    removed = (f"**{_pct(row['channel_sparsity'])}** of channels removed, weight "
+               if "channel_sparsity" in row else "")
     lines = ["## Accuracy", "",
              f"- dense {m}: **{r.dense_metric:.4f}**",
-             f"- best within budget {r.budget:g}: round {row.get('round')}, sparsity "
+             f"- best within budget {r.budget:g}: round {row.get('round')}, {removed}sparsity "
              f"**{_pct(row.get('sparsity'))}**, {m} **{r.best_metric:.4f}** "
              f"({100 * delta:+.2f} points vs dense)"]
     imp = r.recipe.imp
@@ -199,11 +201,15 @@ def _accuracy_section(r) -> list[str]:
 
 
 def _rounds_section(r) -> list[str]:
-    header = ["round", "sparsity", "remaining", f"val {r.metric}", "delta", "epochs", "seconds"]
+    channels = any("channel_sparsity" in h for h in r.history)
+    header = ["round", *(["channels removed"] if channels else []), "sparsity", "remaining",
+              f"val {r.metric}", "delta", "epochs", "seconds"]
     rows = []
     for h in r.history:
         delta = metric_of(h, r.metric) - r.dense_metric
-        rows.append([h.get("round"), _pct(h.get("sparsity")), h.get("remaining", ""),
+        rows.append([h.get("round"), *([_pct(h.get("channel_sparsity", 0.0))] if channels
+                                        else []),
+                     _pct(h.get("sparsity")), h.get("remaining", ""),
                      f"{metric_of(h, r.metric):.4f}", f"{100 * delta:+.2f} pt",
                      h.get("epochs", ""), _num(h.get("seconds"), 1)])
     return ["## IMP rounds", ""] + markdown_table(header, rows) + [""]
@@ -241,7 +247,8 @@ def _quantization_section(r) -> list[str]:
     if not q:
         return []
     shrunk = ", shrunk" if q.get("shrunk") else ""
-    distill = f", distilling from {q['distill']}" if q.get("distill") else ""
+    distill = {"dense": ", distilling from the dense round 0",
+               "teacher": ", distilling from the given teacher"}.get(q.get("distill"), "")
     header = ["model", "accuracy", "agrees with float model", "agrees with its Keras model"]
     rows = [["float (best round, Keras)", _num(q.get("float_accuracy")), "", ""],
             ["int8, post-training quantization (int8_ptq)", _num(q.get("ptq_int8_accuracy")),
@@ -253,8 +260,10 @@ def _quantization_section(r) -> list[str]:
              f"val {r.metric} {_num(q.get(f'val_{r.metric}'))} (fake-quantized Keras model), "
              f"{_num(q.get('fit_seconds'), 1)} s of training."]
     if q.get("epoch_cost_ratio") is not None:
-        lines.append(f"A QAT epoch took {q['epoch_cost_ratio']:.2f}x an epoch of round "
-                     f"{q['round']} in this run.")
+        what = "of the shrunk model " if q.get("shrunk") else ""
+        than = " (the masked full-size model)" if q.get("shrunk") else ""
+        lines.append(f"A QAT epoch {what}took {q['epoch_cost_ratio']:.2f}x a retraining epoch "
+                     f"of round {q['round']}{than} in this run.")
     return lines + ["", "Accuracy of the LiteRT int8 files on the verify samples:", ""] + \
         markdown_table(header, rows) + [""]
 

@@ -343,6 +343,10 @@ def check(recipe: Recipe) -> None:
     _check_keras_name("train.loss", recipe.train.loss, "losses")
     if recipe.imp.metric != "loss":
         _check_keras_name("imp.metric", recipe.imp.metric, "metrics")
+    if recipe.imp.final_qat_epochs and not recipe.export.per_channel_dense:
+        v.fail("export.per_channel_dense", False, "true when imp.final_qat_epochs is set (the "
+               "QAT stage trains one weight scale per Dense unit, as the int8 file then "
+               "stores them); set imp.final_qat_epochs=0 for per-tensor Dense scales")
     if recipe.data.name not in data_lib.DATASETS:
         raise ValueError(f"Argument `data.name` must be one of {sorted(data_lib.DATASETS)}. "
                          f"Received: data.name={recipe.data.name!r}")

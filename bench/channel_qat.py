@@ -11,7 +11,8 @@ what the float model predicts, int8 bytes of the dense and shrunk models, and th
 training on the shrunk model: a QAT step / a plain float step (interleaved chunks, median),
 measured after the run on the same shrunk model.
 
-    python bench/channel_qat.py [--seeds 0 1 2] [--distill] [--workdir DIR] [--out F.json]
+    python bench/channel_qat.py [--seeds 0 1 2] [--distill] [--set KEY=VALUE ...]
+                                [--workdir DIR] [--out F.json]
 
 A finished run in `--workdir` is resumed (IMP is not repeated; export and profiling are).
 """
@@ -45,10 +46,11 @@ from qat import BATCH, step_time_ratio  # noqa: E402
 
 def run_seed(seed: int, args) -> dict:
     options = ["channel", "qat"] + (["distill"] if args.distill else [])
-    recipe = load_recipe("lenet5").with_options(*options).override(f"seed={seed}")
-    workdir = Path(args.workdir) / f"{'distill_' if args.distill else ''}s{seed}"
-    report = run(recipe, workdir=workdir,
-                 command=f"tfimp run lenet5 --option {','.join(options)} seed={seed}")
+    recipe = load_recipe("lenet5").with_options(*options).override(f"seed={seed}", *args.set)
+    tag = "_".join(w.replace("=", "") for w in args.set)
+    workdir = Path(args.workdir) / f"{'distill_' if args.distill else ''}{tag}s{seed}"
+    report = run(recipe, workdir=workdir, command=f"tfimp run lenet5 --option "
+                 f"{','.join(options)} seed={seed} {' '.join(args.set)}".strip())
     exports = {e.target: e for e in report.exports}
     q, best = report.qat, report.best_round
     # The cost of QAT on the shrunk model: the same IMP run, resumed (nothing retrains).
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--distill", action="store_true",
                         help="also distil from the dense round 0 in every round and in QAT")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="recipe overrides, e.g. imp.rounds=10 imp.budget=0.05")
     parser.add_argument("--workdir", default="runs/bench_channel_qat")
     parser.add_argument("--rounds", type=int, default=12, help="step-time chunks per model")
     parser.add_argument("--steps", type=int, default=40, help="training steps per chunk")

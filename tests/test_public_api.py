@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 
 def test_public_functions_survive_submodule_imports():
@@ -15,8 +17,11 @@ def test_public_functions_survive_submodule_imports():
         assert getattr(tfimp, name).__module__.startswith("tfimp."), name
 
 
-def test_import_tfimp_does_not_load_tensorflow():
-    code = "import sys, tfimp; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+@pytest.mark.parametrize("module", ["tfimp", "tfimp.export"])
+def test_import_does_not_load_tensorflow(module):
+    """`import tfimp` and `import tfimp.export` (inspect, the runtimes) stay light: TensorFlow
+    and Keras load when a model is pruned or converted."""
+    code = f"import sys, {module}; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.split() == ["False", "False"]

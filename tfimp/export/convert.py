@@ -12,7 +12,7 @@ import numpy as np
 from tfimp._util import validate as v
 from tfimp._util.errors import InvalidArgumentError
 from tfimp._util.io import atomic_write_bytes
-from tfimp.export import _converter, _sandbox, quantization as quant_lib, recurrent
+from tfimp.export import _converter, _sandbox, quantization as quant_lib
 from tfimp.export.inspect import inspect
 from tfimp.export.report import Candidate, ExportReport
 from tfimp.export.verify import Verification, VerificationError, verify as verify_fn
@@ -75,7 +75,7 @@ def to_tflite(
     ...                 representative_data=x[:256], sparse="auto", verify=(x_val, y_val))
     """
     model = _plain_model(model)
-    recurrent.check_exportable(model)
+    _check_recurrent(model)
     out = None if path is None else v.output_file("path", path)
     config = quant_lib.get(quantization)
     if _quantize_aware(model):
@@ -219,7 +219,7 @@ def convert_bytes(model, config: quant_lib.Quantization, sparse: bool, rep=None)
 
     The converter runs in a child process: a converter crash raises `ConverterError` here.
     """
-    recurrent.check_exportable(model)
+    _check_recurrent(model)
     samples = None if rep is None or not config.needs_representative_data else list(rep())
     qdq = bool(config.integer_only and _quantize_aware(model))
     result = _converter.convert(model, [_converter.Job(config.get_config(), sparse, qdq)],
@@ -303,6 +303,13 @@ def _plain_model(model):
 
 
 _MAX_SAMPLES = 10_000
+
+
+def _check_recurrent(model) -> None:
+    """Recurrent layers must be exportable unrolled (imported here: it loads Keras)."""
+    from tfimp.export import recurrent
+
+    recurrent.check_exportable(model)
 
 
 def _quantize_aware(model) -> bool:

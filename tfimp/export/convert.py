@@ -8,6 +8,7 @@ import itertools
 import os
 
 import numpy as np
+from absl import logging
 
 from tfimp._util import validate as v
 from tfimp._util.errors import InvalidArgumentError
@@ -22,8 +23,9 @@ _SPARSE_HINT = (
     "The sparse encoding works in LiteRT with float32 and int8 weights. With int8 weights the "
     "converter keeps FULLY_CONNECTED weights sparse only when their zeros come in 1x16 blocks "
     "(prune Dense kernels with granularity='block:16x1:whole'); otherwise it adds DENSIFY ops "
-    "that the XNNPACK delegate refuses. Sparse float16, dynamic-range and int16x8 tensors give "
-    "wrong outputs."
+    "that the XNNPACK delegate refuses. Sparse dynamic-range weights are refused or give "
+    "wrong outputs, and int16x8 with 1x16 blocks gives wrong outputs; float16 and float32 "
+    "work."
 )
 
 
@@ -91,6 +93,7 @@ def to_tflite(
     choices = _SPARSE_CHOICES[sparse]
     qdq = bool(config.integer_only and _quantize_aware(model))
     results = _converter.convert(model, _jobs(config, choices, qdq), samples)
+    results[:len(choices)] = [_repaired(r, sp) for sp, r in zip(choices, results)]
     first = _converted(model, config, choices[0], results[0])
     rep = None if samples is None else (lambda: iter(samples))
     check = _Check.build(model, first, verify, rep, config)
@@ -224,7 +227,20 @@ def convert_bytes(model, config: quant_lib.Quantization, sparse: bool, rep=None)
     qdq = bool(config.integer_only and _quantize_aware(model))
     result = _converter.convert(model, [_converter.Job(config.get_config(), sparse, qdq)],
                                 samples)
-    return _converted(model, config, sparse, result[0])
+    return _converted(model, config, sparse, _repaired(result[0], sparse))
+
+
+def _repaired(result: bytes | str, sparse: bool) -> bytes | str:
+    """A sparse conversion with the DENSIFY ops that the converter sometimes leaves out
+    (`tfimp.export.sparse_repair`); other results as they are."""
+    if not sparse or isinstance(result, str):
+        return result
+    from tfimp.export.sparse_repair import add_missing_densify
+
+    repaired, names = add_missing_densify(result)
+    if names:
+        logging.info("Added the DENSIFY op the converter left out for %s.", ", ".join(names))
+    return repaired
 
 
 def configure(converter, tf, config: quant_lib.Quantization, sparse: bool, rep=None,

@@ -290,6 +290,7 @@ def test_run_command_smoke_prints_the_report(tmp_path, capsys):
     assert saved["qat"]["qat_int8_accuracy"] == int8["accuracy_tflite"]
     assert 0.0 <= saved["qat"]["qat_int8_agreement_float"] <= 1.0
     assert "## Quantization: post-training vs quantization-aware (int8)" in out
+    assert "Fastest file of the pruned model at 1 thread: **" in out
     assert saved["smallest_litert"]["bytes"] == min(
         e["bytes"] for e in saved["exports"]
         if not e["target"].startswith("dense_") and e["target"] != "int8_ptq")
@@ -405,3 +406,19 @@ def test_cli_lists_a_recipes_options_and_refuses_an_unknown_one(capsys):
     assert main(["lenet5", "--option", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "`option`" in err[0] and "nope" in err[0]
+
+
+def test_report_names_the_fastest_pruned_file_and_a_faster_dense_baseline():
+    from types import SimpleNamespace
+
+    from tfimp.pipeline.report import LatencyRow, _fastest_lines
+
+    rows = (LatencyRow("float32", 1, 10.4), LatencyRow("int8", 1, 15.3),
+            LatencyRow("int8", 2, 9.0), LatencyRow("dense_int8", 1, 3.3),
+            LatencyRow("dense_float32", 1, 19.0), LatencyRow("float16", 1, error="x"))
+    lines = _fastest_lines(SimpleNamespace(latency=rows))
+    assert lines[0] == ("Fastest file of the pruned model at 1 thread: **float32, 10.4 us** "
+                        "(median).")
+    assert "dense round-0 model's int8 file runs faster still (3.3 us)" in lines[1]
+    slower = _fastest_lines(SimpleNamespace(latency=rows[:3] + rows[4:]))
+    assert len(slower) == 2 and "faster still" not in " ".join(slower)

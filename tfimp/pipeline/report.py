@@ -272,7 +272,27 @@ def _latency_section(r) -> list[str]:
     header = ["model", "threads", "median us", "p90 us", "mean us"]
     rows = [[_label(x.target), x.threads, "failed: " + x.error if x.error else _num(x.median_us, 1),
              _num(x.p90_us, 1), _num(x.avg_us, 1)] for x in r.latency]
-    return ["## Latency (LiteRT, XNNPACK, this machine)", ""] + markdown_table(header, rows) + [""]
+    return (["## Latency (LiteRT, XNNPACK, this machine)", ""] + markdown_table(header, rows)
+            + [""] + _fastest_lines(r))
+
+
+def _fastest_lines(r) -> list[str]:
+    """The fastest file of the pruned model at one thread, set against the dense baselines:
+    the smallest file is not always the fastest (sparse kernels can lose to dense XNNPACK)."""
+    one = [x for x in r.latency if x.threads == 1 and not x.error and x.median_us]
+    pruned = [x for x in one if not x.target.startswith("dense_")]
+    if not pruned:
+        return []
+    best = min(pruned, key=lambda x: x.median_us)
+    lines = [f"Fastest file of the pruned model at 1 thread: **{best.target}, "
+             f"{best.median_us:.1f} us** (median)."]
+    faster = sorted((x for x in one if x.target.startswith("dense_")
+                     and x.median_us < best.median_us), key=lambda x: x.median_us)
+    if faster:
+        lines.append(f"The dense round-0 model's {faster[0].target[len('dense_'):]} file "
+                     f"runs faster still ({faster[0].median_us:.1f} us): on this machine the "
+                     "pruned files win on size, not on speed.")
+    return lines + [""]
 
 
 def _micro_section(r) -> list[str]:

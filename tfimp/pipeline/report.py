@@ -13,7 +13,11 @@ from tfimp.data.base import SYNTHETIC_NOTE
 from tfimp.lottery.report import write_history, write_plots
 from tfimp.pipeline.recipe import Recipe
 
-__all__ = ["ExportRow", "LatencyRow", "RunReport", "markdown", "metric_of", "write"]
+__all__ = ["ExportRow", "LatencyRow", "PTQ_TARGET", "RunReport", "is_baseline", "markdown",
+           "metric_of", "write"]
+
+# The post-training int8 file written beside a QAT stage's int8 file, for comparison.
+PTQ_TARGET = "int8_ptq"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,8 +83,7 @@ class RunReport:
     def smallest_litert(self) -> ExportRow | None:
         """The smallest verified file of the pruned model among those LiteRT runs (not the
         baselines: the dense model's files, and post-training int8 beside a QAT stage)."""
-        rows = [e for e in self.exports if not e.error and not e.target.startswith("dense_")
-                and e.target != "int8_ptq"]
+        rows = [e for e in self.exports if not e.error and not is_baseline(e.target)]
         return min(rows, key=lambda e: e.bytes) if rows else None
 
     @property
@@ -137,8 +140,14 @@ def _json_default(value):
     return str(value)
 
 
+def is_baseline(target: str) -> bool:
+    """Whether an exported target is a baseline for comparison (the dense round-0 model's
+    files, post-training int8 beside a QAT stage), not a file of the pruned model to ship."""
+    return target.startswith("dense_") or target == PTQ_TARGET
+
+
 def _label(target: str) -> str:
-    if target == "int8_ptq":
+    if target == PTQ_TARGET:
         return "int8_ptq, post-training (baseline of the QAT stage)"
     if target.startswith("dense_"):
         return f"{target[len('dense_'):]}, dense round 0 (baseline)"
@@ -280,17 +289,17 @@ def _fastest_lines(r) -> list[str]:
     """The fastest file of the pruned model at one thread, set against the dense baselines:
     the smallest file is not always the fastest (sparse kernels can lose to dense XNNPACK)."""
     one = [x for x in r.latency if x.threads == 1 and not x.error and x.median_us]
-    pruned = [x for x in one if not x.target.startswith("dense_")]
+    pruned = [x for x in one if not is_baseline(x.target)]
     if not pruned:
         return []
     best = min(pruned, key=lambda x: x.median_us)
     lines = [f"Fastest file of the pruned model at 1 thread: **{best.target}, "
              f"{best.median_us:.1f} us** (median)."]
-    faster = sorted((x for x in one if x.target.startswith("dense_")
-                     and x.median_us < best.median_us), key=lambda x: x.median_us)
-    if faster:
-        lines.append(f"The dense round-0 model's {faster[0].target[len('dense_'):]} file "
-                     f"runs faster still ({faster[0].median_us:.1f} us): on this machine the "
+    dense = [x for x in one if x.target.startswith("dense_")]
+    fastest = min(dense, key=lambda x: x.median_us, default=None)
+    if fastest is not None and fastest.median_us < best.median_us:
+        lines.append(f"The dense round-0 model's {fastest.target[len('dense_'):]} file "
+                     f"runs faster still ({fastest.median_us:.1f} us): on this machine the "
                      "pruned files win on size, not on speed.")
     return lines + [""]
 

@@ -23,7 +23,7 @@ from tfimp import profile
 from tfimp.export import Float16, Int8, to_micro, to_tflite
 from tfimp.pipeline import report as run_report
 from tfimp.pipeline.recipe import Recipe, available, format_value, load_recipe
-from tfimp.pipeline.report import ExportRow, LatencyRow, RunReport, metric_of
+from tfimp.pipeline.report import PTQ_TARGET, ExportRow, LatencyRow, RunReport, metric_of
 from tfimp.profile.micro import get_board
 
 DEFAULT_RECIPE = "lenet_300_100"
@@ -71,7 +71,7 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
     exports, paths = _export_all(recipe, best, dense, data, report_dir / "models", qat)
     if qat is not None:
         fields["qat"] = _qat_summary(result.qat, exports, best, data, recipe.export)
-    latency = _latency(recipe, {t: p for t, p in paths.items() if t != "int8_ptq"})
+    latency = _latency(recipe, {t: p for t, p in paths.items() if t != PTQ_TARGET})
     micro = _micro(recipe, paths, report_dir / "micro", data, best if qat is None else qat)
     report = RunReport(recipe=recipe, command=command,
                        workdir=str(workdir), report_dir=str(report_dir), exports=exports,
@@ -173,7 +173,7 @@ def _export_all(recipe: Recipe, model, dense, data, out: Path, qat=None) -> tupl
     jobs = [(t, qat if t == "int8" and qat is not None else model, q, spec.sparse)
             for t, q in _quantizations(spec).items()]
     if qat is not None and spec.int8:
-        jobs.append(("int8_ptq", model, Int8(per_channel_dense=spec.per_channel_dense),
+        jobs.append((PTQ_TARGET, model, Int8(per_channel_dense=spec.per_channel_dense),
                      spec.sparse))
     if dense is not None:
         jobs.append(("dense_float32", dense, None, False))
@@ -206,7 +206,7 @@ def _qat_summary(stage: dict, exports, model, data, spec) -> dict:
         reference = reference.argmax(-1)
         out["float_accuracy"] = float(np.mean(reference == y))
     rows = {e.target: e for e in exports}
-    for target, key in (("int8_ptq", "ptq"), ("int8", "qat")):
+    for target, key in ((PTQ_TARGET, "ptq"), ("int8", "qat")):
         e = rows.get(target)
         if e is None or e.error:
             continue

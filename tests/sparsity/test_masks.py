@@ -154,7 +154,8 @@ def test_bad_sparsity_and_mask_raise():
 
 def test_strategy_registry_lists_names():
     assert masks.get("global") is global_masks and masks.get("layer") is layerwise_masks
-    with pytest.raises(ValueError, match=r"Argument `scope` must be one of \['global', 'layer'\]"):
+    names = r"\['erk', 'global', 'lamp', 'layer'\]"
+    with pytest.raises(ValueError, match=r"Argument `scope` must be one of " + names):
         masks.get("channel")
 
 
@@ -253,3 +254,59 @@ def test_bad_granularity_raises_naming_the_argument(bad):
 def test_whole_blocks_need_a_block_shape():
     with pytest.raises(ValueError, match="Argument `granularity`"):
         Granularity("weight", None, True)
+
+
+# ---------------------------------------------------------------- LAMP and ERK allocation
+def test_lamp_scores_follow_the_paper_on_a_toy_tensor():
+    w = np.array([1.0, -2.0, 3.0])
+    # sorted squares 1, 4, 9: scores 1/14, 4/13, 9/9
+    np.testing.assert_allclose(masks.lamp_scores(w), [1 / 14, 4 / 13, 1.0])
+
+
+def test_lamp_keeps_every_tensors_largest_weight():
+    weights = {"big": np.arange(1.0, 101.0).reshape(10, 10), "small": np.array([[0.01, 0.02]])}
+    new = masks.lamp_masks(weights, 0.97)
+    assert new["small"][0, 1] == 1.0 and new["big"][9, 9] == 1.0
+    assert sum(int(m.size - m.sum()) for m in new.values()) == round(0.97 * 102)
+
+
+def test_lamp_never_revives_and_counts_exactly():
+    rng = np.random.default_rng(0)
+    weights = {"a": rng.normal(size=(8, 6)), "b": rng.normal(size=(6, 4))}
+    first = masks.lamp_masks(weights, 0.5)
+    pruned = {k: w * first[k] for k, w in weights.items()}
+    second = masks.lamp_masks(pruned, 0.75, first)
+    for k in weights:
+        assert np.all(second[k] <= first[k])
+    assert sum(int(m.size - m.sum()) for m in second.values()) == 54
+
+
+def test_erk_densities_are_proportional_to_sum_over_product_and_keep_the_total():
+    shapes = {"fc1": (784, 300), "fc2": (300, 100), "out": (100, 10)}
+    d = masks.erk_densities(shapes, 0.05)
+    kept = sum(d[k] * np.prod(s) for k, s in shapes.items())
+    assert kept == pytest.approx(0.05 * sum(np.prod(s) for s in shapes.values()))
+    ratio = d["fc2"] / d["fc1"]
+    assert ratio == pytest.approx((400 / 30000) / (1084 / 235200))
+    assert d["out"] > d["fc2"] > d["fc1"]
+
+
+def test_erk_keeps_a_tensor_dense_rather_than_above_one():
+    d = masks.erk_densities({"big": (1000, 1000), "tiny": (2, 2)}, 0.5)
+    assert d["tiny"] == 1.0
+    assert d["big"] == pytest.approx((0.5 * 1_000_004 - 4) / 1_000_000)
+
+
+def test_erk_masks_hit_the_total_and_respect_fixed_targets():
+    rng = np.random.default_rng(1)
+    weights = {"a": rng.normal(size=(40, 30)), "b": rng.normal(size=(30, 10)),
+               "c": rng.normal(size=(10, 4))}
+    new = masks.erk_masks(weights, 0.8, targets={"c": 0.5})
+    assert new["c"].mean() == pytest.approx(0.5)
+    total = sum(m.size for m in new.values())
+    assert sum(m.sum() for m in new.values()) == pytest.approx(0.2 * total, abs=2)
+
+
+@pytest.mark.parametrize("scope", ["lamp", "erk"])
+def test_new_scopes_are_registered_strategies(scope):
+    assert masks.get(scope) in (masks.lamp_masks, masks.erk_masks)

@@ -22,7 +22,8 @@ from tfimp._util import import_hooks
 
 # Every module that calls `keras.saving.register_keras_serializable`; a test keeps it complete.
 KERAS_OBJECT_MODULES = ("tfimp.sparsity.wrapper", "tfimp.models", "tfimp.clustering.constraint",
-                        "tfimp.quantization.fake_quant", "tfimp.quantization.layers")
+                        "tfimp.quantization.fake_quant", "tfimp.quantization.layers",
+                        "tfimp.lottery.lr")
 
 
 def register_keras_objects() -> None:

@@ -16,13 +16,16 @@ import dataclasses
 import fnmatch
 
 from tfimp._util import validate as v
+from tfimp.lottery import budget as budget_lib
 from tfimp.sparsity import masks as masks_lib
 from tfimp.sparsity import schedules as schedules_lib
 
 __all__ = ["IMPConfig", "REWIND_MODES", "higher_is_better", "metric_drop"]
 
-REWIND_MODES = ("init", "none", "lr", "step", "epoch")
-SCHEMA = 2
+REWIND_MODES = ("init", "none", "lr", "allr", "step", "epoch")
+STRATEGIES = ("imp", "gradual")
+ADAPTIVE = "adaptive"
+SCHEMA = 3
 """Version of the hashed run config; bump it when the meaning of a field changes."""
 
 # Metric names as Keras reports them, by direction; patterns match compound names
@@ -54,22 +57,40 @@ class IMPConfig:
     """The settings of one IMP run (see `tfimp.imp` for what each does).
 
     Args:
-        rounds: pruning rounds after the dense round 0 (None: until `target_sparsity`).
-        rate: fraction of the *remaining* weights pruned each round.
+        strategy: "imp" (rounds: prune, rewind, retrain) or "gradual" (one run that prunes
+            by tfmot's PolynomialDecay, cubic from 0 to `target_sparsity` over the first half
+            of its epochs, from the rewind point: from scratch with rewind="init", from the
+            dense round 0 otherwise); both write the same run folders and reports.
+        rounds: pruning rounds after the dense round 0 (None: until `target_sparsity`; with
+            `rate="adaptive"`, until the budgets are spent).
+        rate: fraction of the *remaining* weights pruned each round, or "adaptive": each
+            round's step follows how the last one recovered (larger while rounds stay within
+            `budget` with margin; a round beyond it is retried from the last good round with a
+            smaller step), so the accuracy budget decides the sparsity.
         target_sparsity: stop after the round that reaches this sparsity.
         budget: the accepted metric drop (absolute, e.g. 0.01 = one accuracy point) below the
             dense model; `best()` and the summary use it.
         stop_at_budget: stop at the first round beyond `budget`, or run all rounds.
-        epochs_per_round: retraining epochs per round.
-        dense_epochs: epochs of the dense round 0 (None: `epochs_per_round`).
+        total_epochs: the training budget of the whole run: round 0 gets `dense_epochs` (None:
+            a quarter), the rounds share the rest; a round that stops early (`patience`)
+            leaves its epochs to the next one. None: `epochs_per_round` for every round.
+        patience: stop a round after this many epochs without a better validation metric
+            (None: train every planned epoch).
+        epochs_per_round: retraining epochs per round (without `total_epochs`).
+        dense_epochs: epochs of the dense round 0 (None: `epochs_per_round`, or a quarter of
+            `total_epochs`).
         steps_per_round: retrain for this many steps instead of epochs.
         batch_size: batch size for array data.
         rewind: "init" (to the initial weights: lottery ticket), "step"/"epoch" (to the weights
             after `rewind_at` steps/epochs of round 0), "lr" (keep the weights, replay the
-            learning-rate schedule: needs an optimizer with a schedule), "none" (keep the
-            weights, fine-tune at the schedule's final rate).
+            learning-rate schedule: needs an optimizer with a schedule), "allr" (keep the
+            weights, retrain with ALLR's warm-up and linear decay from a start rate that
+            follows how much the pruning step removed; Zimmer et al., ICLR 2023), "none" (keep
+            the weights, fine-tune at the schedule's final rate).
         rewind_at: k for rewind "step" or "epoch".
-        scope: "global" ranks all prunable tensors together, "layer" each alone.
+        scope: "global" ranks all prunable tensors together, "layer" each alone, "lamp" by
+            LAMP scores (Lee et al., ICLR 2021), "erk" keeps per-layer densities in the
+            Erdos-Renyi-kernel proportions (Evci et al., 2020).
         granularity: what is pruned as one unit ("weight", "block:4x1", "block:16x1:whole").
         exclude: layer names, glob patterns or class names never pruned.
         layer_rates: per-layer rates, keyed like `exclude` (e.g. the output layer at half).
@@ -94,11 +115,14 @@ class IMPConfig:
             `IMPResult.qat` what it measured. 0: no QAT stage.
     """
 
+    strategy: str = "imp"
     rounds: int | None = 8
-    rate: float = 0.2
+    rate: float | str = 0.2
     target_sparsity: float | None = None
     budget: float | None = None
     stop_at_budget: bool = True
+    total_epochs: int | None = None
+    patience: int | None = None
     epochs_per_round: int = 1
     dense_epochs: int | None = None
     steps_per_round: int | None = None
@@ -120,7 +144,9 @@ class IMPConfig:
     final_qat_epochs: int = 0
 
     def __post_init__(self):
+        v.choice("strategy", self.strategy, STRATEGIES)
         self._check_counts()
+        self._check_budgeted()
         self._check_rewind()
         v.choice("scope", self.scope, tuple(masks_lib.STRATEGIES))
         object.__setattr__(self, "granularity", masks_lib.Granularity.parse(self.granularity))
@@ -148,12 +174,16 @@ class IMPConfig:
         v.integer("final_qat_epochs", self.final_qat_epochs, 0)
 
     def _check_counts(self) -> None:
-        if self.rounds is None and self.target_sparsity is None:
+        if self.rounds is None and self.target_sparsity is None and not self.adaptive:
             v.fail("rounds", None, "a number of rounds when there is no target_sparsity "
                    "(e.g. rounds=8, or target_sparsity=0.95)")
         if self.rounds is not None:
             v.integer("rounds", self.rounds, 0)
-        object.__setattr__(self, "rate", v.fraction("rate", self.rate))
+        if isinstance(self.rate, str):
+            if self.rate != ADAPTIVE:
+                v.fail("rate", self.rate, "a fraction in (0, 1) or 'adaptive'")
+        else:
+            object.__setattr__(self, "rate", v.fraction("rate", self.rate))
         if self.target_sparsity is not None:
             v.fraction("target_sparsity", self.target_sparsity)
         if self.budget is not None:
@@ -165,6 +195,49 @@ class IMPConfig:
             if getattr(self, name) is not None:
                 v.positive_int(name, getattr(self, name))
         v.positive_int("batch_size", self.batch_size)
+
+    def _check_budgeted(self) -> None:
+        for name in ("total_epochs", "patience"):
+            if getattr(self, name) is not None:
+                v.positive_int(name, getattr(self, name))
+        if self.total_epochs is not None and self.steps_per_round is not None:
+            v.fail("steps_per_round", self.steps_per_round, "None when total_epochs is set "
+                   f"(the budget is counted in epochs; total_epochs={self.total_epochs})")
+        if self.total_epochs is not None and self.dense_epochs is not None \
+                and self.dense_epochs >= self.total_epochs:
+            v.fail("dense_epochs", self.dense_epochs, f"fewer than total_epochs="
+                   f"{self.total_epochs}, so epochs are left for the pruning rounds")
+        if self.adaptive:
+            if self.budget is None:
+                v.fail("budget", None, "an accepted metric drop (e.g. budget=0.01) with "
+                       "rate='adaptive': the budget decides how far the rounds go")
+            if self.rounds is None and self.total_epochs is None:
+                v.fail("total_epochs", None, "a number of epochs (or a rounds limit) with "
+                       "rate='adaptive' and rounds=None, so the run ends")
+            if self.strategy == "gradual":
+                v.fail("rate", self.rate, "a fraction with strategy='gradual' (it prunes "
+                       "to target_sparsity; 'adaptive' is for strategy='imp')")
+        if self.strategy == "gradual" and self.target_sparsity is None \
+                and self.rounds is None:
+            v.fail("target_sparsity", None, "the sparsity a gradual run prunes to")
+        if self.strategy == "gradual" and self.distill is not None:
+            v.fail("distill", self.distill, "None with strategy='gradual' (distillation "
+                   "retrains IMP rounds)")
+        try:
+            _ = self.epoch_plan
+        except ValueError as e:
+            raise v.InvalidArgumentError(str(e)) from None
+
+    @property
+    def epoch_plan(self):
+        """How `total_epochs` is spent by an IMP run (None without it)."""
+        if self.total_epochs is None or self.strategy == "gradual":
+            return None
+        dense = self.dense_epochs or budget_lib.dense_share(self.total_epochs)
+        per_round = None
+        if self.adaptive:
+            per_round = max(1, (self.total_epochs - dense) // budget_lib.ADAPTIVE_ROUNDS)
+        return budget_lib.EpochPlan(self.total_epochs, dense, self.total_rounds, per_round)
 
     def _check_rewind(self) -> None:
         v.choice("rewind", self.rewind, REWIND_MODES)
@@ -192,8 +265,25 @@ class IMPConfig:
 
     # --- derived values
     @property
-    def total_rounds(self) -> int:
-        """The number of pruning rounds: `rounds`, or fewer when `target_sparsity` comes first."""
+    def adaptive(self) -> bool:
+        return self.rate == ADAPTIVE
+
+    @property
+    def gradual_sparsity(self) -> float:
+        """The sparsity a gradual run prunes to: `target_sparsity`, or where `rounds` IMP
+        rounds at `rate` end."""
+        if self.target_sparsity is not None:
+            return self.target_sparsity
+        return schedules_lib.geometric_sparsity(self.rate, self.rounds)
+
+    @property
+    def total_rounds(self) -> int | None:
+        """The number of pruning rounds: `rounds`, or fewer when `target_sparsity` comes first
+        (None: adaptive, until the budgets are spent; 1 for a gradual run)."""
+        if self.strategy == "gradual":
+            return 1
+        if self.adaptive:
+            return self.rounds
         limits = [] if self.rounds is None else [self.rounds]
         if self.target_sparsity is not None:
             limits.append(schedules_lib.rounds_to_reach(self.rate, self.target_sparsity))

@@ -31,7 +31,9 @@ from absl import logging
 
 from tfimp._util import validate as v
 from tfimp._util.errors import TfimpError
+from tfimp.lottery import budget as budget_lib
 from tfimp.lottery.config import SCHEMA, IMPConfig, metric_drop
+from tfimp.lottery import lr as lr_lib
 from tfimp.lottery.distill import Distiller
 from tfimp.lottery.report import RoundPrinter, write_history, write_plots
 from tfimp.lottery.rundir import RunDir, pack, unpack
@@ -401,7 +403,7 @@ def _qualname(fn) -> str:
 def _check_rewind_point(cfg: IMPConfig, train: _Data) -> None:
     if cfg.rewind not in ("step", "epoch"):
         return
-    dense_epochs = cfg.dense_epochs or cfg.epochs_per_round
+    dense_epochs = _dense_epochs(cfg)
     if cfg.rewind == "epoch":
         limit = dense_epochs
     elif cfg.steps_per_round is not None:
@@ -458,7 +460,10 @@ class _Driver:
         ref = self._ref = self._wrap(reference, reference)
         self.rates = [select(w.layer, cfg.layer_rates) for w in pruned_layers(ref)]
         self.initial_model, self.verbose, self.teacher = initial_model, verbose, teacher
-        self.printer = RoundPrinter(cfg.metric, self.rounds, verbose, self.channels)
+        self.plan = _epoch_plan(cfg)
+        self._dense_epochs = _dense_epochs(cfg)
+        self.printer = RoundPrinter(cfg.metric, self.rounds or budget_lib.ADAPTIVE_ROUNDS,
+                                    verbose, self.channels)
 
     def _wrap(self, model, source) -> keras.Model:
         """`model` wrapped as every round wraps it: all-ones masks, this run's settings."""
@@ -495,14 +500,21 @@ class _Driver:
             logging.warning("Resuming IMP run %s after round %d.", self.run_dir.path,
                             manifest["round"])
         self.printer.replay(manifest["history"], manifest["dense_metric"])
+        manifest.setdefault("epochs_spent", 0)
+        if self.cfg.adaptive:
+            manifest.setdefault("adaptive", budget_lib.AdaptiveRate(self.cfg.budget).state())
         while not manifest.get("done"):
             r = manifest["round"] + 1
             row = self._round(r)
+            manifest["epochs_spent"] += row["epochs"]
+            row["epochs_total"] = self._cost(manifest, row)
             manifest["history"].append(row)
             manifest.update(round=r, epoch=0)
             if r == 0:
                 manifest["dense_metric"] = row[f"val_{self.cfg.metric}"]
                 self.rates = manifest["rates"] = self._sensitivity_rates()
+            elif self.cfg.adaptive:
+                self._adapt(manifest, row)
             self.printer.row(row, manifest["dense_metric"])
             manifest["done"] = self._stop(manifest)
             self.run_dir.write_manifest(manifest)
@@ -549,7 +561,7 @@ class _Driver:
         lr = _final_lr(model, self._round_steps())
         _compile_like(qat, model, lr)
         self._fit_seconds = 0.0
-        self._fit(self._trainer(qat, model, lr), self.rounds + 1, 0,
+        self._fit(self._trainer(qat, model, lr), len(manifest["history"]), 0,
                   self.cfg.final_qat_epochs, [])
         metrics = model_metrics(qat, self.val, self.cfg.batch_size)
         self.run_dir.save_arrays("qat.npz", pack("w", [keras.ops.convert_to_numpy(w)
@@ -566,10 +578,41 @@ class _Driver:
                 self._fit_seconds / self.cfg.final_qat_epochs / per_epoch, 3)
         return out
 
+    def _cost(self, manifest, row) -> int:
+        """The epochs that produced this round's model: all epochs of the run so far, except
+        that a gradual run from scratch does not need the dense reference of round 0."""
+        spent = manifest["epochs_spent"]
+        if row["round"] > 0 and self.cfg.strategy == "gradual" and self.cfg.rewind == "init":
+            return row["epochs"]
+        return spent
+
+    def _adapt(self, manifest, row) -> None:
+        """Feeds a finished adaptive round to the rate controller."""
+        rate = budget_lib.AdaptiveRate(**manifest["adaptive"])
+        drop = self.cfg.drop(manifest["dense_metric"], row[f"val_{self.cfg.metric}"])
+        rate.update(row["round"], drop)
+        row["accepted"] = rate.good_round == row["round"]
+        manifest["adaptive"] = rate.state()
+
+    def _pruning_epochs_spent(self, manifest) -> int:
+        return manifest["epochs_spent"] - (manifest["history"][0]["epochs"]
+                                           if manifest["history"] else 0)
+
     def _stop(self, manifest) -> bool:
         row = manifest["history"][-1]
-        if row["round"] >= self.rounds:
+        if self.rounds is not None and row["round"] >= self.rounds:
             return True
+        if self.plan is not None and row["round"] > 0 and \
+                self._pruning_epochs_spent(manifest) >= self.plan.pruning:
+            return True
+        if self.cfg.adaptive:
+            state = budget_lib.AdaptiveRate(**manifest["adaptive"])
+            if state.done:
+                return True
+            if self.cfg.target_sparsity is not None and row.get("accepted") and \
+                    row["sparsity"] >= self.cfg.target_sparsity:
+                return True
+            return False
         if self.cfg.budget is not None and self.cfg.stop_at_budget and row["round"] > 0:
             drop = self.cfg.drop(manifest["dense_metric"], row[f"val_{self.cfg.metric}"])
             if drop > self.cfg.budget:
@@ -586,7 +629,9 @@ class _Driver:
                       else "with no drop below dense")
             print(f"\nSparsest round {within}: round {best['round']}, "
                   f"sparsity {best['sparsity']:.2%}, val_{self.cfg.metric} "
-                  f"{best[f'val_{self.cfg.metric}']:.4f} (dense {result.dense_metric:.4f})")
+                  f"{best[f'val_{self.cfg.metric}']:.4f} (dense {result.dense_metric:.4f}); "
+                  f"{best.get('epochs_total', best['epochs'])} epochs to get there, "
+                  f"{self.manifest.get('epochs_spent', 0)} in the run")
             print(self._report(result.model(best["round"])))
         write_plots(self.run_dir.path, result.history, self.cfg.metric, result.dense_metric)
 
@@ -596,6 +641,7 @@ class _Driver:
         self._fit_seconds = 0.0
         keras.utils.set_random_seed(self.cfg.seed * 7_919 + r)
         model = _build(self.build_model, self.reference)
+        self._round_info = {}
         if r == 0:
             pruned, epochs = self._dense_round(model)
         else:
@@ -613,6 +659,7 @@ class _Driver:
                "prunable": report.params, "epochs": epochs,
                "seconds": round(time.perf_counter() - start, 3),
                "fit_seconds": round(self._fit_seconds, 3), "eval_seconds": round(eval_seconds, 3)}
+        row.update(self._round_info)
         row.update({f"val_{k}": float(v) for k, v in metrics.items()})
         names = self._weight_names()
         row["layers"] = {names[i]: x.sparsity for i, x in enumerate(report.rows)}
@@ -639,25 +686,111 @@ class _Driver:
             model.set_weights(self.initial_model.get_weights())
             return model, 0
         model.set_weights(unpack("w", self.run_dir.load_arrays("init.npz")))
+        if self._budgeted:
+            _compile_like(model, model, lr_lib.stretched(model, self._steps(self._dense_epochs)))
         snapshot = _RewindSnapshot(self.cfg, self.run_dir)
-        self._train(model, 0, self._dense_epochs, [snapshot])
-        return model, self._dense_epochs
+        epochs = self._train(model, 0, self._dense_epochs, [snapshot])
+        return model, epochs
+
+    @property
+    def _budgeted(self) -> bool:
+        """Whether the driver fits the learning-rate schedule to each round's length."""
+        return self.plan is not None or self.cfg.strategy == "gradual"
+
+    def _batches(self) -> int:
+        """Optimizer steps per epoch."""
+        if self.cfg.steps_per_round is not None:
+            return self.cfg.steps_per_round
+        batches = self.train.batches(self.cfg.batch_size)
+        if batches is None:
+            card = int(self.train.x.cardinality())
+            batches = card if card > 0 else 1
+        return batches
+
+    def _steps(self, epochs: int) -> int:
+        return max(1, self._batches() * max(int(epochs), 1))
+
+    def _row(self, r: int) -> dict:
+        return next(row for row in self.manifest["history"] if row["round"] == r)
+
+    def _density(self, r: int) -> float:
+        """The nominal density of round r's masks (1 for the dense round)."""
+        if r == 0:
+            return 1.0
+        row = self._row(r)
+        if "target_density" in row:
+            return row["target_density"]
+        return (1.0 - self.cfg.rate) ** r
+
+    def _parent_and_step(self, r: int) -> tuple[int, float]:
+        """The round whose weights round r prunes, and the fraction of them it prunes."""
+        if self.cfg.adaptive:
+            state = self.manifest["adaptive"]
+            return state["good_round"], state["step"]
+        return r - 1, self.cfg.rate
+
+    def _round_epochs(self, r: int) -> int:
+        if self.plan is None:
+            return self.cfg.epochs_per_round
+        return self.plan.round_epochs(r, self._pruning_epochs_spent(self.manifest))
 
     def _pruned_round(self, model, r: int):
-        previous = self.run_dir.load_arrays(f"round_{r - 1:02d}.npz")
+        if self.cfg.strategy == "gradual":
+            return self._gradual_round(model)
+        parent, step = self._parent_and_step(r)
+        previous = self.run_dir.load_arrays(f"round_{parent:02d}.npz")
         model.set_weights(unpack("w", previous))
-        lr = _final_lr(model, self._round_steps()) if self.cfg.rewind == "none" else None
+        density = self._density(parent) * (1.0 - step)
+        epochs = self._round_epochs(r)
+        arrays = self._prunable_arrays(model)
         if self.channels:
-            masks = self._next_channel_masks(model, unpack("m", previous), r)
+            masks = self._next_channel_masks(model, unpack("m", previous), density)
         else:
-            masks = self._next_masks(self._prunable_arrays(model), unpack("m", previous), r)
+            masks = self._next_masks(arrays, unpack("m", previous), density)
+        lr = self._round_lr(model, epochs, step, arrays, masks)
         model.set_weights(self._rewind_weights(previous))
         pruned = self._wrap(model, model)
         _set_masks_list(pruned, masks)
         _compile_like(pruned, model, lr)
-        epochs = self.cfg.epochs_per_round
-        self._train(self._trainer(pruned, model, lr), r, epochs, [])
-        return pruned, epochs
+        self._round_info = {"parent": parent, "step": round(step, 6),
+                            "target_density": density, **self._round_info}
+        trained = self._train(self._trainer(pruned, model, lr), r, epochs, self._patience())
+        return pruned, trained
+
+    def _round_lr(self, model, epochs: int, step: float, arrays, masks):
+        """The learning rate of a pruned round: None keeps the compiled one."""
+        steps = self._steps(epochs)
+        if self.cfg.rewind == "none":
+            return _final_lr(model, self._round_steps())
+        if self.cfg.rewind == "allr":
+            peak = lr_lib.peak_rate(model, self._steps(self._dense_epochs))
+            drop = _norm_drop(arrays, masks)
+            start = budget_lib.allr_start(peak, drop, step, epochs, self._dense_epochs)
+            self._round_info = {"lr_start": start, "norm_drop": round(drop, 6)}
+            return lr_lib.serialized(lr_lib.WarmupLinear(start, steps, steps // 10))
+        return lr_lib.stretched(model, steps) if self._budgeted else None
+
+    def _gradual_round(self, model):
+        """One gradual run: tfmot's PolynomialDecay from 0 to the target over the first half
+        of the epochs (masks updated as training goes), then the rest at that sparsity."""
+        from tfimp.sparsity.callbacks import UpdateMasks
+
+        model.set_weights(self._rewind_weights(self.run_dir.load_arrays("round_00.npz")))
+        epochs = _gradual_epochs(self.cfg)[1]
+        steps = self._steps(epochs)
+        target = self.cfg.gradual_sparsity
+        schedule = schedules_lib.PolynomialDecay(
+            0.0, target, begin_step=0, end_step=max(1, int(steps * GRADUAL_PRUNE_SHARE)),
+            frequency=max(1, min(100, self._batches())))
+        layers = [w.layer.name for w in pruned_layers(self._wrap(model, model))]
+        targets = {name: 1.0 - (1.0 - target) ** k for name, k in
+                   zip(layers, self._layer_exponents()) if k is not None}
+        pruned = prune_model(model, schedule, scope=self.cfg.scope, targets=targets or None,
+                             exclude=self._exclude_in(model), granularity=self.cfg.granularity)
+        _compile_like(pruned, model, lr_lib.stretched(model, steps))
+        self._round_info = {"target_density": 1.0 - target}
+        trained = self._train(pruned, 1, epochs, [UpdateMasks()])
+        return pruned, trained
 
     def _trainer(self, pruned, model, lr) -> keras.Model:
         """What `fit` trains in a pruned round: the pruned model, or a `Distiller` around it."""
@@ -688,34 +821,40 @@ class _Driver:
             return self.cfg.steps_per_round
         return (self.train.batches(self.cfg.batch_size) or 1) * self.cfg.epochs_per_round
 
-    def _next_masks(self, arrays, old: list, r: int) -> list[np.ndarray]:
-        sparsity = schedules_lib.geometric_sparsity(self.cfg.rate, r)
+    def _layer_exponents(self) -> list:
+        """Per wrapper with its own rate: the exponent that maps the run's density to the
+        layer's ((1 - rate_l) ** r = ((1 - rate) ** r) ** k), None for the others."""
+        ref = self.cfg.rate if not self.cfg.adaptive else ADAPTIVE_REFERENCE_RATE
+        ref = -math.log1p(-ref)
+        return [None if rate is None else -math.log1p(-min(rate, 1.0 - 1e-9)) / ref
+                for rate in self.rates]
+
+    def _next_masks(self, arrays, old: list, density: float) -> list[np.ndarray]:
         weights, old_masks, targets = {}, {}, {}
         flat = iter(old)
-        for i, (values, rate) in enumerate(zip(arrays, self.rates)):
+        for i, (values, k) in enumerate(zip(arrays, self._layer_exponents())):
             for j, value in enumerate(values):
                 name = f"{i}:{j}"
                 weights[name] = value
                 if old:
                     old_masks[name] = next(flat)
-                if rate is not None:
-                    targets[name] = schedules_lib.geometric_sparsity(rate, r)
-        new = masks_lib.get(self.cfg.scope)(weights, sparsity, old_masks, targets,
+                if k is not None:
+                    targets[name] = 1.0 - density ** k
+        new = masks_lib.get(self.cfg.scope)(weights, 1.0 - density, old_masks, targets,
                                             self.cfg.granularity)
         return list(new.values())
 
     # -- channel granularity (tfimp.structure)
-    def _next_channel_masks(self, model, old: list, r: int) -> list[np.ndarray]:
-        """Channel masks from the weights of round r-1: `rate` of the remaining channels go."""
+    def _next_channel_masks(self, model, old: list, density: float) -> list[np.ndarray]:
+        """Channel masks from the parent round's weights, down to `density` of the
+        channels."""
         from tfimp.structure.masking import set_channel_sparsity
 
         pruned = self._wrap(model, model)
         if old:
             _set_masks_list(pruned, old)
-        targets = [None if rate is None else schedules_lib.geometric_sparsity(rate, r)
-                   for rate in self.rates]
-        set_channel_sparsity(pruned, schedules_lib.geometric_sparsity(self.cfg.rate, r),
-                             targets)
+        targets = [None if k is None else 1.0 - density ** k for k in self._layer_exponents()]
+        set_channel_sparsity(pruned, 1.0 - density, targets)
         return _masks_list(pruned)
 
     def _report(self, model):
@@ -742,7 +881,7 @@ class _Driver:
         if self.verbose:
             print(report)
         targets = list(report.targets(self.cfg.sensitivity_budget).values())
-        rounds = max(self.rounds, 1)
+        rounds = max(self.rounds or budget_lib.ADAPTIVE_ROUNDS, 1)
         return [rate if rate is not None else 1.0 - (1.0 - target) ** (1.0 / rounds)
                 for rate, target in zip(self.rates, targets)]
 
@@ -752,22 +891,44 @@ class _Driver:
         return model
 
     # --- training with epoch checkpoints
-    def _train(self, model, r: int, epochs: int, callbacks: list) -> None:
+    def _patience(self) -> list:
+        if self.cfg.patience is None:
+            return []
+        return [_Patience(f"val_{self.cfg.metric}", self.cfg.higher_better, self.cfg.patience,
+                          self.manifest.get("patience"))]
+
+    def _train(self, model, r: int, epochs: int, callbacks: list) -> int:
+        """Trains round r for up to `epochs` epochs; returns the epochs it trained (fewer
+        when a patience callback stopped it)."""
+        patience = next((c for c in callbacks if isinstance(c, _Patience)), None)
         if self.cfg.checkpoint == "round":
             self._fit(model, r, 0, epochs, callbacks)
-            return
+            return patience.trained if patience else epochs
         start_epoch = self._restore_state(model, r)
+        trained = start_epoch
         for epoch in range(start_epoch, epochs):
             self._fit(model, r, epoch, epoch + 1, callbacks)
+            trained = epoch + 1
+            if patience:
+                self.manifest["patience"] = patience.state()
             self._save_state(model, r, epoch + 1)
+            if patience and patience.stopped:
+                break
+        self.manifest.pop("patience", None)
+        return trained
 
     def _fit(self, model, r: int, first: int, last: int, callbacks: list) -> None:
         keras.utils.set_random_seed(self.cfg.seed * 100_003 + r * 1_009 + first)
         t0 = time.perf_counter()
+        extra = {}
+        if any(isinstance(c, _Patience) for c in callbacks):
+            extra["validation_data"] = self.val.x if self.val.size is None else (
+                self.val.x, self.val.y)
+            extra["validation_batch_size"] = self.cfg.batch_size
         with v.dataset_errors():
             model.fit(**self._fit_data(r, first, shuffle_each_epoch=last - first > 1),
                       initial_epoch=first, epochs=last, callbacks=callbacks,
-                      verbose=1 if self.verbose == 1 else 0)
+                      verbose=1 if self.verbose == 1 else 0, **extra)
         self._fit_seconds += time.perf_counter() - t0
 
     def _fit_data(self, r: int, epoch: int, shuffle_each_epoch: bool) -> dict:
@@ -879,3 +1040,81 @@ class _RewindSnapshot(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.cfg.rewind == "step" and self._step() == self.cfg.rewind_at:
             self._save()
+
+
+GRADUAL_PRUNE_SHARE = 0.5
+"""A gradual run prunes during this share of its steps and trains the rest at the target."""
+
+ADAPTIVE_REFERENCE_RATE = 0.2
+"""With rate="adaptive", per-layer rates are read relative to this rate."""
+
+
+def _epoch_plan(cfg: IMPConfig) -> budget_lib.EpochPlan | None:
+    """How an IMP run with `total_epochs` spends them (None without a budget, or gradual)."""
+    if cfg.strategy == "gradual":
+        return None
+    return cfg.epoch_plan
+
+
+def _dense_epochs(cfg: IMPConfig) -> int:
+    if cfg.strategy == "gradual":
+        return _gradual_epochs(cfg)[0]
+    plan = cfg.epoch_plan
+    return plan.dense if plan is not None else cfg.dense_epochs or cfg.epochs_per_round
+
+
+def _gradual_epochs(cfg: IMPConfig) -> tuple[int, int]:
+    """(dense round 0, the gradual run) epochs. From scratch the gradual run takes the whole
+    budget and round 0 is only the dense reference (trained as long, unless `dense_epochs`);
+    from the dense model the two share it, as IMP's rounds do."""
+    total = cfg.total_epochs
+    if cfg.rewind == "init":
+        run = total or cfg.epochs_per_round
+        return cfg.dense_epochs or run, run
+    if total is None:
+        return cfg.dense_epochs or cfg.epochs_per_round, cfg.epochs_per_round
+    dense = cfg.dense_epochs or budget_lib.dense_share(total)
+    return dense, total - dense
+
+
+def _norm_drop(arrays, masks) -> float:
+    """||W - W * M|| / ||W|| over the prunable weights that the masks match."""
+    flat = [a for values in arrays for a in values]
+    removed = total = 0.0
+    for a, m in zip(flat, masks):
+        if np.shape(a) != np.shape(m):
+            continue
+        a = np.asarray(a, dtype=np.float64)
+        total += float(np.sum(a * a))
+        removed += float(np.sum((a * (1.0 - m)) ** 2))
+    return math.sqrt(removed / total) if total > 0 else 0.0
+
+
+class _Patience(keras.callbacks.Callback):
+    """Stops training after `patience` epochs without a better `monitor` value; counts the
+    epochs trained. Its state carries over epoch-by-epoch `fit` calls."""
+
+    def __init__(self, monitor: str, higher_better: bool, patience: int, state=None):
+        super().__init__()
+        self.monitor, self.higher_better, self.patience = monitor, higher_better, patience
+        state = state or {}
+        self.best, self.wait = state.get("best"), state.get("wait", 0)
+        self.trained, self.stopped = state.get("trained", 0), False
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.trained = epoch + 1
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            return
+        better = self.best is None or (value > self.best if self.higher_better
+                                       else value < self.best)
+        if better:
+            self.best, self.wait = float(value), 0
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.stopped = True
+                self.model.stop_training = True
+
+    def state(self) -> dict:
+        return {"best": self.best, "wait": self.wait, "trained": self.trained}

@@ -11,7 +11,7 @@ from tfimp._util.io import atomic_write_text
 
 __all__ = ["RoundPrinter", "write_history", "write_plots"]
 
-_COLUMNS = ("round", "sparsity", "remaining", "metric", "delta", "epochs", "seconds")
+_COLUMNS = ("round", "sparsity", "remaining", "metric", "delta", "epochs", "spent", "seconds")
 
 
 class RoundPrinter:
@@ -35,7 +35,7 @@ class RoundPrinter:
 
     def _header(self) -> None:
         if not self._header_done:
-            widths = (5, 9, 10, 10, 8, 6, 8)
+            widths = (5, 9, 10, 10, 8, 6, 6, 8)
             names = list(_COLUMNS)
             names[3] = f"val_{self.metric}"[:10]
             names += ["channels"] if self.channels else []
@@ -49,8 +49,11 @@ class RoundPrinter:
         value = row[f"val_{self.metric}"]
         delta = 0.0 if dense is None else value - dense
         print(f"{row['round']:>5}  {row['sparsity']:>9.2%}  {row['remaining']:>10}  "
-              f"{value:>10.4f}  {delta:>+8.4f}  {row['epochs']:>6}  {row['seconds']:>8.1f}"
-              + (f"  {row.get('channel_sparsity', 0.0):>8.2%}" if self.channels else ""))
+              f"{value:>10.4f}  {delta:>+8.4f}  {row['epochs']:>6}  "
+              f"{row.get('epochs_total', row['epochs']):>6}  {row['seconds']:>8.1f}"
+              + (f"  {row.get('channel_sparsity', 0.0):>8.2%}" if self.channels else "")
+              + ("  (beyond the budget: retried from the last good round)"
+                 if row.get("accepted") is False else ""))
         if self.verbose == 1:  # a bar only where it redraws in place (2: logs and files)
             self._progress(row["round"] + 1, row)
 

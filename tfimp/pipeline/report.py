@@ -339,6 +339,8 @@ def _ship_lines(r) -> list[str]:
     if one[smallest.target] > _UNFELT_US and one[smallest.target] > 1.5 * one[quick.target]:
         ship, why = quick, (f"the smallest file takes {one[smallest.target]:.1f} us, "
                             f"{one[smallest.target] / one[quick.target]:.1f}x this one")
+    # Apps keep .tflite files uncompressed (LiteRT maps them), so the file size is what the
+    # app holds; stores and servers compress it for the download.
     lines += ["", f"A phone app would ship **{_name(ship)}** ({ship.bytes:,} B in the app, "
               f"{ship.gzip_bytes:,} B to download): {why}.", ""]
     return lines

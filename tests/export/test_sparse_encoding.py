@@ -64,7 +64,7 @@ def test_the_csr_file_runs_as_the_converters_and_is_smaller(float16_files):
 
 def test_a_narrow_sparse_dimension_gets_uint8_indices(float16_files):
     _, _, compact, _ = float16_files
-    for tree, tensor in _sparse(compact).values():
+    for _, tensor in _sparse(compact).values():
         order = list(tensor.sparsity.traversalOrder)
         last = int(tensor.shape[order[-1]])
         indices = np.asarray(tensor.sparsity.dimMetadata[-1].arrayIndices.values)
@@ -88,3 +88,25 @@ def test_sparse_constants_read_by_fully_connected_keep_their_encoding():
     x = np.random.default_rng(0).random((64, 64)).astype("float32")
     art = to_tflite(pruned, quantization="int8", sparse=True, representative_data=x)
     assert compact_densified(art.model_bytes) == (art.model_bytes, [])
+
+
+def test_conv_kernels_are_rewritten_in_csr_and_match_keras():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((12, 12, 3)),
+                              keras.layers.Conv2D(16, 3, activation="relu"),
+                              keras.layers.Conv2D(32, 3), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(10)])
+    pruned = tfimp.strip(tfimp.prune(model, 0.9))
+    x = np.random.default_rng(0).random((32, 12, 12, 3)).astype("float32")
+    [raw] = _converter.convert(pruned, [_converter.Job(Float16().get_config(), True)], None)
+    converted, _ = add_missing_densify(raw)
+    compact, changed = compact_densified(converted)
+    kernels = {n: t for n, (_, t) in _sparse(compact).items() if len(t.shape) == 4}
+    assert len(kernels) == 2 and set(kernels) <= {c.name for c in changed}
+    for t in kernels.values():  # OHWI: the other dimensions dense, in their order
+        order = [int(d) for d in t.sparsity.traversalOrder]
+        assert order[:-1] == sorted(order[:-1]) and not len(t.sparsity.blockMap)
+        assert np.asarray(t.sparsity.dimMetadata[-1].arrayIndices.values).dtype == np.uint8
+    np.testing.assert_array_equal(run_litert(compact, x)[0], run_litert(converted, x)[0])
+    np.testing.assert_allclose(run_litert(compact, x)[0], pruned.predict(x, verbose=0),
+                               atol=1e-3)

@@ -110,3 +110,17 @@ def test_conv_kernels_are_rewritten_in_csr_and_match_keras():
     np.testing.assert_array_equal(run_litert(compact, x)[0], run_litert(converted, x)[0])
     np.testing.assert_allclose(run_litert(compact, x)[0], pruned.predict(x, verbose=0),
                                atol=1e-3)
+
+
+def test_an_encoding_whose_indices_do_not_match_its_values_is_left_alone(float16_files):
+    _, converted, _, _ = float16_files
+    tree = tflite_edit.read(converted)
+    [fc1] = [t for t in tree.subgraphs[0].tensors
+             if t.sparsity is not None and list(t.shape) == [300, 784]]
+    buffer = tree.buffers[fc1.buffer]
+    buffer.data = np.asarray(buffer.data)[:-8]  # four float16 values short
+    damaged = tflite_edit.write(tree)
+    with pytest.raises(ValueError, match="index arrays address"):
+        decode(tflite_edit.read(damaged), fc1)
+    _, changed = compact_densified(damaged)
+    assert tflite_edit.tensor_name(fc1) not in {c.name for c in changed}

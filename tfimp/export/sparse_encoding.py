@@ -85,6 +85,9 @@ def decode(tree, tensor) -> np.ndarray:
             positions = starts + offsets
             step = np.asarray(meta.arrayIndices.values, np.int64)[positions]
         coords[len(coords)] = step
+    if len(positions) != len(values):
+        raise ValueError(f"Sparse tensor {tflite_edit.tensor_name(tensor)} holds {len(values)} "
+                         f"values but its index arrays address {len(positions)}.")
     index = [coords[order.index(d)] for d in range(len(shape))]
     for k, dim in enumerate(block_map):
         level = order.index(len(shape) + k)
@@ -118,17 +121,24 @@ def _densified(tree, graph) -> list[int]:
 
 
 def _compact(tree, tensor) -> Reencoded | None:
-    dense = decode(tree, tensor)
+    """Writes `tensor` in its smallest CSR encoding if that is smaller and decodes to the same
+    values; an encoding this module cannot read stays as it is."""
+    try:
+        dense = decode(tree, tensor)
+    except (ValueError, IndexError):
+        return None
     before = encoded_bytes(tensor, len(tflite_edit.constant_data(tree, tensor)))
-    best = min((_csr(dense, d) for d in range(dense.ndim)), key=lambda e: e[0])
-    size, sparsity, values = best
+    size, sparsity, values = min((_csr(dense, d) for d in range(dense.ndim)),
+                                 key=lambda e: e[0])
     if size >= before:
         return None
+    buffer = tree.buffers[tensor.buffer]
+    old = tensor.sparsity, buffer.data
     tensor.sparsity = sparsity
-    tree.buffers[tensor.buffer].data = np.frombuffer(values.tobytes(), np.uint8)
+    buffer.data = np.frombuffer(values.tobytes(), np.uint8)
     if not np.array_equal(decode(tree, tensor), dense):  # never write a tensor that changed
-        raise AssertionError(f"CSR re-encoding of {tflite_edit.tensor_name(tensor)} does not "
-                             "decode to its values")
+        tensor.sparsity, buffer.data = old
+        return None
     return Reencoded(tflite_edit.tensor_name(tensor), before, size)
 
 

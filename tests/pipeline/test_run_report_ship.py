@@ -55,3 +55,10 @@ def test_the_smallest_file_line_names_its_gzip_size():
     r.errors = []
     [line] = [x for x in _export_section(r) if x.startswith("Smallest verified")]
     assert "**float16 + sparse, 34,208 bytes** (gzip 25,000 bytes; 31.2x smaller" in line
+
+
+def test_a_slow_smallest_file_close_to_the_fastest_pruned_one_is_still_shipped():
+    lines = _ship_lines(_report({"float32": 1500.0, "float16": 2000.0, "dense_int8": 300.0}))
+    [ship] = [x for x in lines if x.startswith("A phone app would ship")]
+    assert "**float16 + sparse**" in ship
+    assert "within 1.5x of the fastest pruned file (float32 + sparse, 1500.0 us)" in ship

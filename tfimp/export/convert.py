@@ -232,15 +232,20 @@ def convert_bytes(model, config: quant_lib.Quantization, sparse: bool, rep=None)
 
 def _repaired(result: bytes | str, sparse: bool) -> bytes | str:
     """A sparse conversion with the DENSIFY ops that the converter sometimes leaves out
-    (`tfimp.export.sparse_repair`); other results as they are."""
+    (`tfimp.export.sparse_repair`), and the tensors those ops decode in their smallest
+    encoding (`tfimp.export.sparse_encoding`); other results as they are."""
     if not sparse or isinstance(result, str):
         return result
+    from tfimp.export.sparse_encoding import compact_densified
     from tfimp.export.sparse_repair import add_missing_densify
 
     repaired, names = add_missing_densify(result)
     if names:
         logging.info("Added the DENSIFY op the converter left out for %s.", ", ".join(names))
-    return repaired
+    compact, changed = compact_densified(repaired)
+    for c in changed:
+        logging.info("Wrote %s in CSR: %d B instead of %d B.", c.name, c.after, c.before)
+    return compact
 
 
 def configure(converter, tf, config: quant_lib.Quantization, sparse: bool, rep=None,

@@ -265,11 +265,15 @@ def _export_section(r) -> list[str]:
     lines = ["## Exported models (.tflite)", ""] + markdown_table(header, rows) + [""]
     best = r.smallest_litert
     if best is not None:
-        lines += [f"Smallest verified file for LiteRT (phones, Raspberry Pi): **{best.target}"
-                  f"{' + sparse' if best.sparse else ''}, {best.bytes:,} bytes** "
-                  f"({best.dense_float32_bytes / best.bytes:.1f}x smaller than dense float32).",
+        lines += [f"Smallest verified file for LiteRT (phones, Raspberry Pi): **{_name(best)}, "
+                  f"{best.bytes:,} bytes** (gzip {best.gzip_bytes:,} bytes; "
+                  f"{best.dense_float32_bytes / best.bytes:.1f}x smaller than dense float32).",
                   ""]
     return lines
+
+
+def _name(e: ExportRow) -> str:
+    return f"{e.target}{' + sparse' if e.sparse else ''}"
 
 
 def _quantization_section(r) -> list[str]:
@@ -304,7 +308,7 @@ def _latency_section(r) -> list[str]:
     rows = [[_label(x.target), x.threads, "failed: " + x.error if x.error else _num(x.median_us, 1),
              _num(x.p90_us, 1), _num(x.avg_us, 1)] for x in r.latency]
     return (["## Latency (LiteRT, XNNPACK, this machine)", ""] + markdown_table(header, rows)
-            + [""] + _fastest_lines(r))
+            + [""] + _fastest_lines(r) + _ship_lines(r))
 
 
 def _fastest_lines(r) -> list[str]:
@@ -324,6 +328,53 @@ def _fastest_lines(r) -> list[str]:
                      f"runs faster still ({fastest.median_us:.1f} us): on this machine the "
                      "pruned files win on size, not on speed.")
     return lines + [""]
+
+
+# Below this latency a phone app does not feel the model, so the file's size decides.
+_UNFELT_US = 1000.0
+# A smallest file slower than this many times the fastest pruned one gives way to it.
+_SLOWER_THAN = 1.5
+
+
+def _ship_lines(r) -> list[str]:
+    """The smallest and the fastest verified file side by side (bytes, gzip bytes, 1-thread
+    latency), the dense int8 baseline beside them, and the file a phone app would ship."""
+    files = {e.target: e for e in r.exports if not e.error}
+    one = {x.target: x.median_us for x in r.latency
+           if x.threads == 1 and not x.error and x.median_us and x.target in files}
+    smallest = r.smallest_litert
+    if smallest is None or smallest.target not in one:
+        return []
+    fastest = files[min(one, key=one.get)]
+
+    def describe(e: ExportRow) -> str:
+        return (f"{_label(e.target)}{' + sparse' if e.sparse else ''}: {e.bytes:,} B, gzip "
+                f"{e.gzip_bytes:,} B, {one[e.target]:.1f} us")
+
+    lines = ["### Which file to ship", "", "File size, download size (gzip) and median "
+             "latency at 1 thread:", "", f"- smallest: {describe(smallest)}",
+             f"- fastest: {describe(fastest)}"]
+    if "dense_int8" in one and "dense_int8" not in (smallest.target, fastest.target):
+        lines.append(f"- dense int8 baseline: {describe(files['dense_int8'])}")
+    quick = min((files[t] for t in one if not is_baseline(t)), key=lambda e: one[e.target])
+    ship, why = _ship(smallest, quick, one)
+    # Apps keep .tflite files uncompressed (LiteRT maps them), so the file size is what the
+    # app holds; stores and servers compress it for the download.
+    return lines + ["", f"A phone app would ship **{_name(ship)}** ({ship.bytes:,} B in the "
+                    f"app, {ship.gzip_bytes:,} B to download): {why}.", ""]
+
+
+def _ship(smallest: ExportRow, quick: ExportRow, one: dict) -> tuple[ExportRow, str]:
+    """The smallest pruned file, unless a user could notice its latency and the fastest
+    pruned file (`quick`) is much faster; and why."""
+    us, best = one[smallest.target], one[quick.target]
+    if us <= _UNFELT_US:
+        return smallest, (f"it runs in {us:.1f} us, under the {_UNFELT_US:,.0f} us a user "
+                          "could notice, so size decides")
+    if us <= _SLOWER_THAN * best:
+        return smallest, (f"it runs in {us:.1f} us, within {_SLOWER_THAN:g}x of the fastest "
+                          f"pruned file ({_name(quick)}, {best:.1f} us)")
+    return quick, f"the smallest file takes {us:.1f} us, {us / best:.1f}x this one"
 
 
 def _micro_section(r) -> list[str]:

@@ -53,8 +53,14 @@ ROWS = {
                      "scope": "erk"},
     "budgeted-layer": {"total_epochs": "{E}", "rate": 0.45, "rounds": 6, "rewind": "allr",
                        "scope": "layer"},
+    "budgeted-lr-lamp": {"total_epochs": "{E}", "rate": 0.45, "rounds": 6, "rewind": "lr",
+                         "scope": "lamp"},
     "adaptive": {"total_epochs": "{E}", "rate": "adaptive", "rounds": None, "rewind": "allr",
-                 "budget": 0.005, "target_sparsity": None},
+                 "target_sparsity": None},
+    "adaptive-lamp": {"total_epochs": "{E}", "rate": "adaptive", "rounds": None,
+                      "rewind": "allr", "scope": "lamp", "target_sparsity": None},
+    "adaptive-lr-lamp": {"total_epochs": "{E}", "rate": "adaptive", "rounds": None,
+                         "rewind": "lr", "scope": "lamp", "target_sparsity": None},
 }
 
 

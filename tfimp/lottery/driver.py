@@ -500,7 +500,7 @@ class _Driver:
             logging.warning("Resuming IMP run %s after round %d.", self.run_dir.path,
                             manifest["round"])
         self.printer.replay(manifest["history"], manifest["dense_metric"])
-        manifest.setdefault("epochs_spent", 0)
+        manifest.setdefault("epochs_spent", sum(h["epochs"] for h in manifest["history"]))
         if self.cfg.adaptive:
             manifest.setdefault("adaptive", budget_lib.AdaptiveRate(self.cfg.budget).state())
         while not manifest.get("done"):

@@ -322,9 +322,10 @@ class Recipe(_Config):
 
     def smoke_recipe(self) -> Recipe:
         """This recipe shrunk to a few steps on tiny data, all stages kept."""
-        generic = {"imp.rounds": 1, "imp.target_sparsity": None,
-                   "imp.rate": max(self.imp.rate, 0.5),
+        rate = 0.5 if self.imp.adaptive else max(self.imp.rate, 0.5)
+        generic = {"imp.rounds": 1, "imp.target_sparsity": None, "imp.rate": rate,
                    "imp.epochs_per_round": 1, "imp.dense_epochs": None,
+                   "imp.total_epochs": None, "imp.patience": None,
                    "train.run_eagerly": True, "data.offline": True,
                    "data.train_samples": 64, "data.test_samples": 32,
                    "export.calibration_samples": 16, "export.verify_samples": 64,

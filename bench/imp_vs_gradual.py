@@ -55,6 +55,20 @@ ROWS = {
                        "scope": "layer"},
     "budgeted-lr-lamp": {"total_epochs": "{E}", "rate": 0.45, "rounds": 6, "rewind": "lr",
                          "scope": "lamp"},
+    "budgeted-lr-lamp-10": {"total_epochs": "{E}", "rate": 0.3, "rounds": 10, "rewind": "lr",
+                            "scope": "lamp"},
+    "budgeted-lr-lamp-long-dense": {"total_epochs": "{E}", "dense_epochs": "{E/2}",
+                                    "rate": 0.45, "rounds": 6, "rewind": "lr",
+                                    "scope": "lamp"},
+    "budgeted-allr-lamp-long-dense": {"total_epochs": "{E}", "dense_epochs": "{E/2}",
+                                      "rate": 0.45, "rounds": 6, "rewind": "allr",
+                                      "scope": "lamp"},
+    "cyclic-lr": {"total_epochs": "{E}", "rate": 0.45, "rounds": 6, "rewind": "lr",
+                  "ramp": 0.5},
+    "cyclic-lr-lamp": {"total_epochs": "{E}", "rate": 0.45, "rounds": 6, "rewind": "lr",
+                       "ramp": 0.5, "scope": "lamp"},
+    "cyclic-allr-lamp": {"total_epochs": "{E}", "rate": 0.45, "rounds": 6, "rewind": "allr",
+                         "ramp": 0.5, "scope": "lamp"},
     "adaptive": {"total_epochs": "{E}", "rate": "adaptive", "rounds": None, "rewind": "allr",
                  "target_sparsity": None},
     "adaptive-lamp": {"total_epochs": "{E}", "rate": "adaptive", "rounds": None,
@@ -67,7 +81,8 @@ ROWS = {
 def _overrides(row: str, imp_epochs: int, extra: dict) -> dict:
     out = {}
     for key, value in {**ROWS[row], **extra}.items():
-        out[key] = imp_epochs if value == "{E}" else value
+        out[key] = {"{E}": imp_epochs, "{E/2}": imp_epochs // 2}.get(value, value) \
+            if isinstance(value, str) else value
     return out
 
 
@@ -99,9 +114,13 @@ def _device(model, data, folder: Path) -> dict:
     plain = folder / "micro.tflite"
     tfimp.export.to_tflite(model, str(plain), representative_data=rep,
                            quantization=tfimp.export.Int8(integer_io=True))
-    micro = tfimp.export.to_micro(str(plain), str(folder / "micro"), compression="auto")
-    return {"int8_bytes": len(art.model_bytes), "micro_flash": micro.model_bytes,
-            "micro_arena": micro.arena_bytes, "micro_encoding": micro.compression}
+    out = {"int8_bytes": len(art.model_bytes)}
+    try:
+        micro = tfimp.export.to_micro(str(plain), str(folder / "micro"), compression="auto")
+    except tfimp.TfimpError as e:  # recorded: a result to look into, not a reason to stop
+        return {**out, "micro_error": str(e).splitlines()[0]}
+    return {**out, "micro_flash": micro.model_bytes, "micro_arena": micro.arena_bytes,
+            "micro_encoding": micro.compression}
 
 
 def _summary(points: list[tuple[float, float]], dense: float) -> dict:
@@ -119,7 +138,7 @@ def _summary(points: list[tuple[float, float]], dense: float) -> dict:
 
 
 def run_row(row, recipe, data, dense_model, dense_acc, imp_epochs, gradual_epochs, extra,
-            workdir) -> dict:
+            workdir, device: bool = True) -> dict:
     start = time.time()
     build = runner.make_builder(recipe, data)
     train, val = (data.x_train, data.y_train), (data.x_test, data.y_test)
@@ -149,7 +168,7 @@ def run_row(row, recipe, data, dense_model, dense_acc, imp_epochs, gradual_epoch
            "seconds": round(time.time() - start, 1), "points": points,
            **_summary(points, dense_acc)}
     chosen = out["sparsest@0.01"]
-    if chosen > 0:
+    if chosen > 0 and device:
         result, r = models[chosen]
         out["device"] = _device(result.model(r), data, Path(workdir) / f"device-{row}")
     return out
@@ -168,6 +187,8 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="imp overrides for every row "
                         "(key=value, parsed as JSON when possible)")
     parser.add_argument("--out", default="bench/results/imp_vs_gradual.json")
+    parser.add_argument("--no-device", action="store_true",
+                        help="skip the int8 / TFLite Micro measurement of the chosen models")
     args = parser.parse_args()
     extra = {}
     for item in args.set:
@@ -192,16 +213,21 @@ def main() -> None:
                       flush=True)
                 for row in args.rows:
                     out = run_row(row, recipe_s, data, dense, dense_acc, imp_epochs,
-                                  gradual_epochs, extra, f"{tmp}/{row}")
+                                  gradual_epochs, extra, f"{tmp}/{row}", not args.no_device)
                     out.update(recipe=name, seed=seed, dense=dense_acc)
                     results.append(out)
                     print(json.dumps({k: v for k, v in out.items() if k != "points"}),
                           flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": f"{platform.platform()}, {os.cpu_count()} cores",
-            "date": time.strftime("%Y-%m-%d"), "argv": " ".join(os.sys.argv)}
-    Path(args.out).write_text(json.dumps({"meta": meta, "runs": results}, indent=1))
+                    _save(args.out, results)
     print(table(results))
+
+
+def _save(path: str, results: list[dict]) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    meta = {"machine": f"{platform.platform()}, {platform.processor() or 'cpu'}, "
+                       f"{os.cpu_count()} cores",
+            "date": time.strftime("%Y-%m-%d"), "argv": " ".join(os.sys.argv)}
+    Path(path).write_text(json.dumps({"meta": meta, "runs": results}, indent=1))
 
 
 def table(results: list[dict]) -> str:

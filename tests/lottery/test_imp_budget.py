@@ -17,10 +17,10 @@ X, Y = toy_data()
 TRAIN, VAL = (X[:90], Y[:90]), (X[90:], Y[90:])
 
 
-def _run(tmp_path, **kw):
+def _run(tmp_path, build=None, **kw):
     args = dict(batch_size=30, workdir=tmp_path, verbose=0)
     args.update(kw)
-    return tfimp.imp(kw.pop("build", builder()), TRAIN, VAL, **args)
+    return tfimp.imp(build or builder(), TRAIN, VAL, **args)
 
 
 def test_total_epochs_are_split_between_dense_and_rounds_and_spent_exactly(tmp_path):
@@ -128,6 +128,27 @@ def test_gradual_strategy_reaches_its_target_in_one_run(tmp_path, rewind, cost):
     assert tfimp.sparsity_report(model).sparsity >= 0.0
 
 
+def test_ramped_rounds_reach_their_target_and_never_revive(tmp_path):
+    from tfimp.lottery.rundir import unpack
+
+    result = _run(tmp_path, total_epochs=12, rounds=3, rate=0.5, ramp=0.5, rewind="lr",
+                  build=_with_schedule())
+    assert [round(row["sparsity"], 2) for row in result.history] == [0.0, 0.5, 0.75, 0.88]
+    masks = [unpack("m", result._run.load_arrays(f"round_{r:02d}.npz")) for r in (1, 2, 3)]
+    for before, after in zip(masks, masks[1:]):
+        assert all((a <= b).all() for a, b in zip(after, before))
+
+
+def _with_schedule():
+    def build():
+        model = builder()()
+        lr = keras.optimizers.schedules.CosineDecay(0.05, 10)
+        model.compile(keras.optimizers.SGD(lr), "sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+    return build
+
+
 @pytest.mark.parametrize("scope", ["lamp", "erk"])
 def test_imp_runs_with_lamp_and_erk_allocation(tmp_path, scope):
     result = _run(tmp_path, rounds=2, rate=0.5, scope=scope)
@@ -144,6 +165,8 @@ def test_imp_runs_with_lamp_and_erk_allocation(tmp_path, scope):
     (dict(patience=0), "patience"),
     (dict(strategy="gradual", target_sparsity=0.5, distill="dense"), "distill"),
     (dict(strategy="cyclic"), "strategy"),
+    (dict(ramp=1.0), "ramp"),
+    (dict(ramp=0.5, granularity="channel"), "ramp"),
 ])
 def test_bad_budget_settings_fail_before_training(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=f"Argument `{match}`"):

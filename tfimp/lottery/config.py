@@ -76,6 +76,9 @@ class IMPConfig:
             leaves its epochs to the next one. None: `epochs_per_round` for every round.
         patience: stop a round after this many epochs without a better validation metric
             (None: train every planned epoch).
+        ramp: the share of each round over which its pruning step is spread (cubic, as
+            tfmot's PolynomialDecay, while training), as in cyclical pruning (Srinivas et al.,
+            CVPR-W 2022); 0 prunes the whole step before the round trains (classic IMP).
         epochs_per_round: retraining epochs per round (without `total_epochs`).
         dense_epochs: epochs of the dense round 0 (None: `epochs_per_round`, or a quarter of
             `total_epochs`).
@@ -123,6 +126,7 @@ class IMPConfig:
     stop_at_budget: bool = True
     total_epochs: int | None = None
     patience: int | None = None
+    ramp: float = 0.0
     epochs_per_round: int = 1
     dense_epochs: int | None = None
     steps_per_round: int | None = None
@@ -150,6 +154,9 @@ class IMPConfig:
         self._check_rewind()
         v.choice("scope", self.scope, tuple(masks_lib.STRATEGIES))
         object.__setattr__(self, "granularity", masks_lib.Granularity.parse(self.granularity))
+        if self.ramp and self.granularity.kind == "channel":
+            v.fail("ramp", self.ramp, "0 with granularity='channel' (channels are pruned at "
+                   "the start of each round)")
         self._check_selectors()
         if not isinstance(self.metric, str) or not self.metric:
             v.fail("metric", self.metric, "the name of a metric the model is compiled with")
@@ -197,6 +204,9 @@ class IMPConfig:
         v.positive_int("batch_size", self.batch_size)
 
     def _check_budgeted(self) -> None:
+        if not isinstance(self.ramp, (int, float)) or isinstance(self.ramp, bool) \
+                or not 0.0 <= self.ramp < 1.0:
+            v.fail("ramp", self.ramp, "a share of the round in [0, 1)")
         for name in ("total_epochs", "patience"):
             if getattr(self, name) is not None:
                 v.positive_int(name, getattr(self, name))

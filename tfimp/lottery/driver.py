@@ -749,13 +749,38 @@ class _Driver:
             masks = self._next_masks(arrays, unpack("m", previous), density)
         lr = self._round_lr(model, epochs, step, arrays, masks)
         model.set_weights(self._rewind_weights(previous))
-        pruned = self._wrap(model, model)
-        _set_masks_list(pruned, masks)
+        callbacks = self._patience()
+        if self.cfg.ramp and not self.channels and r > 0:
+            pruned = self._ramped(model, self._density(parent), density, epochs)
+            _set_masks_list(pruned, unpack("m", previous) or _masks_list(pruned))
+            callbacks.append(_update_masks())
+        else:
+            pruned = self._wrap(model, model)
+            _set_masks_list(pruned, masks)
         _compile_like(pruned, model, lr)
         self._round_info = {"parent": parent, "step": round(step, 6),
                             "target_density": density, **self._round_info}
-        trained = self._train(self._trainer(pruned, model, lr), r, epochs, self._patience())
+        trained = self._train(self._trainer(pruned, model, lr), r, epochs, callbacks)
         return pruned, trained
+
+    def _layer_targets(self, model, density: float) -> dict | None:
+        """Per-layer final sparsities (by wrapped layer name) for the layers with a rate."""
+        layers = [w.layer.name for w in pruned_layers(self._wrap(model, model))]
+        targets = {name: 1.0 - density ** k for name, k in
+                   zip(layers, self._layer_exponents()) if k is not None}
+        return targets or None
+
+    def _ramped(self, model, start: float, end: float, epochs: int) -> keras.Model:
+        """`model` wrapped so that its masks go from density `start` to `end` over the first
+        `ramp` share of the round (cubic, as tfmot's PolynomialDecay), then stay."""
+        steps = self._steps(epochs)
+        schedule = schedules_lib.PolynomialDecay(
+            1.0 - start, 1.0 - end, begin_step=0,
+            end_step=max(1, int(steps * self.cfg.ramp)),
+            frequency=max(1, min(100, self._batches() // 4 or 1)))
+        return prune_model(model, schedule, scope=self.cfg.scope,
+                           targets=self._layer_targets(model, end),
+                           exclude=self._exclude_in(model), granularity=self.cfg.granularity)
 
     def _round_lr(self, model, epochs: int, step: float, arrays, masks):
         """The learning rate of a pruned round: None keeps the compiled one."""
@@ -773,8 +798,6 @@ class _Driver:
     def _gradual_round(self, model):
         """One gradual run: tfmot's PolynomialDecay from 0 to the target over the first half
         of the epochs (masks updated as training goes), then the rest at that sparsity."""
-        from tfimp.sparsity.callbacks import UpdateMasks
-
         model.set_weights(self._rewind_weights(self.run_dir.load_arrays("round_00.npz")))
         epochs = _gradual_epochs(self.cfg)[1]
         steps = self._steps(epochs)
@@ -782,14 +805,12 @@ class _Driver:
         schedule = schedules_lib.PolynomialDecay(
             0.0, target, begin_step=0, end_step=max(1, int(steps * GRADUAL_PRUNE_SHARE)),
             frequency=max(1, min(100, self._batches())))
-        layers = [w.layer.name for w in pruned_layers(self._wrap(model, model))]
-        targets = {name: 1.0 - (1.0 - target) ** k for name, k in
-                   zip(layers, self._layer_exponents()) if k is not None}
-        pruned = prune_model(model, schedule, scope=self.cfg.scope, targets=targets or None,
+        pruned = prune_model(model, schedule, scope=self.cfg.scope,
+                             targets=self._layer_targets(model, 1.0 - target),
                              exclude=self._exclude_in(model), granularity=self.cfg.granularity)
         _compile_like(pruned, model, lr_lib.stretched(model, steps))
         self._round_info = {"target_density": 1.0 - target}
-        trained = self._train(pruned, 1, epochs, [UpdateMasks()])
+        trained = self._train(pruned, 1, epochs, [_update_masks()])
         return pruned, trained
 
     def _trainer(self, pruned, model, lr) -> keras.Model:
@@ -1075,6 +1096,12 @@ def _gradual_epochs(cfg: IMPConfig) -> tuple[int, int]:
         return cfg.dense_epochs or cfg.epochs_per_round, cfg.epochs_per_round
     dense = cfg.dense_epochs or budget_lib.dense_share(total)
     return dense, total - dense
+
+
+def _update_masks():
+    from tfimp.sparsity.callbacks import UpdateMasks
+
+    return UpdateMasks()
 
 
 def _norm_drop(arrays, masks) -> float:

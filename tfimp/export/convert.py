@@ -243,21 +243,6 @@ def _repaired(result: bytes | str, sparse: bool) -> bytes | str:
     return repaired
 
 
-def configure(converter, tf, config: quant_lib.Quantization, sparse: bool, rep=None,
-              qdq: bool = False) -> None:
-    """Sets a `tf.lite.TFLiteConverter` up for one quantization and sparse setting; `qdq`
-    for a quantization-aware model converted to int8 (keeps its learned ranges)."""
-    config.configure(converter, tf)
-    if sparse:
-        converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
-    if config.needs_representative_data:
-        converter.representative_dataset = rep
-    if qdq:
-        from tfimp.quantization.convert import configure_converter
-
-        configure_converter(converter)
-
-
 def _jobs(config, choices: tuple, qdq: bool = False) -> list[_converter.Job]:
     """The conversions `to_tflite` needs: each sparse choice, and the dense float32 model
     that the report compares sizes with."""

@@ -77,6 +77,7 @@ def to_tflite(
     ...                 representative_data=x[:256], sparse="auto", verify=(x_val, y_val))
     """
     model = _plain_model(model)
+    v.finite_weights("model", model)
     _check_recurrent(model)
     out = None if path is None else v.output_file("path", path)
     config = quant_lib.get(quantization)

@@ -63,9 +63,11 @@ def _kind_class(kind: str, value) -> type:
     if kind not in GRANULARITIES:
         extensions.load()
     if kind not in GRANULARITIES:
-        fail("granularity", value, f"of a kind in {sorted(GRANULARITIES)}: 'weight', "
-             "'block:4x1', 'block:16x1:whole', 'channel' or a Granularity")
+        fail("granularity", value, f"of a kind in {sorted(GRANULARITIES)}, e.g. {_FORMS}")
     return GRANULARITIES[kind]
+
+
+_FORMS = "'weight', 'block:4x1', 'block:16x1:whole', another kind's name, or a Granularity"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,8 +124,8 @@ class Granularity:
         if isinstance(value, (tuple, list)):
             return cls("block", tuple(value))
         if not isinstance(value, str):
-            fail("granularity", value, "'weight', 'block:4x1', 'block:16x1:whole', 'channel' "
-                 "or a Granularity")
+            extensions.load()
+            fail("granularity", value, f"{_FORMS} (kinds: {sorted(GRANULARITIES)})")
         kind, *rest = value.strip().split(":")
         if _kind_class(kind, value) is not Granularity:
             return GRANULARITIES[kind].parse(value)

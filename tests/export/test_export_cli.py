@@ -30,6 +30,6 @@ def test_errors_are_reported_not_raised(mlp16, tmp_path, capsys):
     src = tmp_path / "mlp.keras"
     mlp16.save(src)
     assert export_main([str(src), "-o", str(tmp_path / "x.tflite"), "-q", "int8"]) == 2
-    assert "representative_data" in capsys.readouterr().err
+    assert "`--representative`" in capsys.readouterr().err
     assert not (tmp_path / "x.tflite").exists()
     assert export_main([str(tmp_path / "missing.keras"), "-o", str(tmp_path / "y.tflite")]) == 2

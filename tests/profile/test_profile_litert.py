@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tfimp.export import tflite_edit
 from tfimp.profile import BenchResult, ProfilingError, litert
 from tfimp.profile import _litert_child, timing
 
@@ -91,11 +92,22 @@ def test_missing_and_non_tflite_files(tmp_path):
         litert(junk)
 
 
-def test_corrupted_model_fails_in_the_child_with_its_message(tiny_tflite, tmp_path):
-    data = bytearray(open(tiny_tflite, "rb").read())
+def test_a_model_litert_refuses_fails_in_the_child_with_its_message(tiny_tflite, tmp_path):
+    tree = tflite_edit.read(tiny_tflite)
+    code = tree.operatorCodes[0]
+    code.builtinCode = code.deprecatedBuiltinCode = 32  # CUSTOM
+    code.customCode = "NoSuchOp"
+    bad = tmp_path / "custom_op.tflite"
+    bad.write_bytes(tflite_edit.write(tree))  # a sound flatbuffer: inspect reads it
+    with pytest.raises(ProfilingError, match="(?s)LiteRT benchmark child.*failed.*Command:.*"
+                                             "unresolved custom op: NoSuchOp"):
+        litert(bad, runs=2, warmup=1)
+
+
+def test_a_damaged_model_is_named_before_the_child_runs(tiny_tflite, tmp_path):
     bad = tmp_path / "truncated.tflite"
-    bad.write_bytes(bytes(data[:200]))  # keeps the TFL3 identifier
-    with pytest.raises(ProfilingError, match="(?s)LiteRT benchmark child.*failed.*Command:"):
+    bad.write_bytes(open(tiny_tflite, "rb").read()[:200])  # keeps the TFL3 identifier
+    with pytest.raises(ValueError, match="Argument `model` is a truncated or corrupted"):
         litert(bad, runs=2, warmup=1)
 
 

@@ -131,7 +131,7 @@ def test_strip_and_save_load_keep_masks_and_settings(tmp_path):
     loaded = keras.models.load_model(path)
     np.testing.assert_array_equal(loaded(X16).numpy(), pruned(X16).numpy())
     wrappers = {w.layer.name: w for w in pruned_layers(loaded)}
-    assert wrappers["conv1"].channels == granularity and wrappers["conv1"].target == 0.25
+    assert wrappers["conv1"].granularity == granularity and wrappers["conv1"].target == 0.25
     assert wrappers["fc1"].target == 0.0
     masks = get_masks(loaded)
     assert update_masks(loaded, step=0, force=True)  # same weights, same masks

@@ -84,6 +84,11 @@ def check_tflite_bytes(data: bytes, where: str) -> None:
         )
 
 
+def not_a_file(path) -> str:
+    """Why `path` names no file, for a "Received: ... (why)" message."""
+    return "(it names a folder)" if os.path.isdir(path) else "(no such file)"
+
+
 def tflite_path(model) -> Path:
     """Checks that `model` names a readable .tflite file and returns it as an absolute Path."""
     if not isinstance(model, (str, os.PathLike)):
@@ -92,7 +97,7 @@ def tflite_path(model) -> Path:
     path = Path(model).expanduser().resolve()
     if not path.is_file():
         raise FileNotFoundError(f"Argument `model` must name an existing .tflite file. "
-                                f"Received: model={str(model)!r} (no such file)")
+                                f"Received: model={str(model)!r} {not_a_file(path)}")
     with open(path, "rb") as f:
         check_tflite_bytes(f.read(8), str(model))
     return path
@@ -220,6 +225,18 @@ def summary(value):
     return Described(f"<{type(value).__name__}>")
 
 
+def sample_count(name: str, x) -> int:
+    """The number of samples in `x`: an array, or a dict of arrays (one per named input)."""
+    if isinstance(x, dict):
+        if not x:
+            fail(name, Described("<(x, y) with x={}>"), "a tuple (x, y) whose x is an array, "
+                 "or a dict of arrays keyed by the model's input names; x is an empty dict")
+        x = next(iter(x.values()))
+    if not hasattr(x, "__len__"):
+        fail(name, summary(x), "a tuple (x, y) of arrays with samples first")
+    return len(x)
+
+
 def finite(name: str, data) -> None:
     """Raises unless every float value in `data` (an array or arrays) is finite: NaN or
     infinity in training, calibration or verification data gives a broken model without a
@@ -237,6 +254,22 @@ def finite(name: str, data) -> None:
                  f"free of NaN and infinite values; found {int(np.isnan(array).sum())} NaN and "
                  f"{int(np.isinf(array).sum())} infinite values (first at {where}sample "
                  f"{first[0]}). Clean or drop those samples")
+
+
+def finite_weights(name: str, model) -> None:
+    """Raises unless every float weight of the Keras `model` is finite: a diverged training or
+    damaged weights convert, then every output of the converted model is NaN."""
+    import keras
+    import numpy as np
+
+    for var in model.weights:
+        value = keras.ops.convert_to_numpy(var)
+        if value.dtype.kind not in "fc" or np.all(np.isfinite(value)):
+            continue
+        fail(name, Described(f"<model with non-finite weights in '{var.path}'>"),
+             f"a model with finite weights; weight '{var.path}' holds "
+             f"{int(np.count_nonzero(~np.isfinite(value)))} NaN or infinite values (a "
+             "diverged training, or damaged weights)")
 
 
 def model_input_shapes(model) -> list[tuple] | None:

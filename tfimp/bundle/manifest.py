@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tfimp._util.validate import not_a_file
+
 FORMAT = "tfimp-bundle/1"
 MANIFEST = "manifest.json"
 
@@ -72,7 +74,8 @@ def read_labels(labels) -> list[str] | None:
         path = Path(labels)
         if not path.is_file():
             raise ValueError(f"Argument `labels` must be a text file with one label per line or "
-                             f"a list of strings. Received: labels={str(labels)!r} (no such file)")
+                             f"a list of strings. Received: labels={str(labels)!r} "
+                             f"{not_a_file(path)}")
         return [line.strip() for line in path.read_text().splitlines() if line.strip()]
     labels = list(labels)
     if not all(isinstance(x, str) for x in labels):

@@ -181,13 +181,13 @@ def _in_process(model, jobs: list[Job], samples: list | None) -> list[bytes | st
 
     from tfimp._util import tf_logs
     from tfimp.export import quantization as quant_lib, recurrent
-    from tfimp.export.convert import configure
 
     rep = None if samples is None else (lambda: iter(samples))
     out: list[bytes | str] = []
     for job in jobs:
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        configure(converter, tf, quant_lib.get(job.quantization), job.sparse, rep, job.qdq)
+        quant_lib.configure_converter(converter, tf, quant_lib.get(job.quantization), job.sparse,
+                                      rep, job.qdq)
         try:
             with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
                 # Keras prints its export to stdout; the warning is about TF1's

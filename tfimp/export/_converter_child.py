@@ -31,7 +31,6 @@ def convert_folder(folder: Path) -> None:
 
     from tfimp.export import quantization as quant_lib
     from tfimp.export._converter import read_samples
-    from tfimp.export.convert import configure
 
     jobs = json.loads((folder / "jobs.json").read_text())
     rep = read_samples(folder)
@@ -39,8 +38,8 @@ def convert_folder(folder: Path) -> None:
         job = jobs[k]
         try:
             converter = tf.lite.TFLiteConverter.from_saved_model(str(folder / "saved_model"))
-            configure(converter, tf, quant_lib.get(job["quantization"]), job["sparse"], rep,
-                      job.get("qdq", False))
+            quant_lib.configure_converter(converter, tf, quant_lib.get(job["quantization"]),
+                                          job["sparse"], rep, job.get("qdq", False))
             blob = bytes(converter.convert())
         except Exception as e:  # noqa: BLE001 - the converter's refusal, for the parent
             _write(folder / f"error_{k}.txt", f"{type(e).__name__}: {e}".encode())

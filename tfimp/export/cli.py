@@ -24,6 +24,11 @@ def _load_inputs(flag: str, spec: str | None, flatten: bool = True):
         ds = digits(size=int(spec[6:]), flatten=flatten)
         return ds.x_test, ds.y_test
     path = v.input_file(flag, spec, "'digits8', 'digits28' or an existing .npy/.npz file")
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if not head.startswith((b"\x93NUMPY", b"PK")):
+        v.fail(flag, spec, f"a .npy file (or a .npz with `x` and `y`) written by numpy; this "
+               f"file is not one (it starts with {head!r}, not numpy's header)")
     try:
         if spec.endswith(".npz"):
             with np.load(path, allow_pickle=False) as data:
@@ -35,6 +40,9 @@ def _load_inputs(flag: str, spec: str | None, flatten: bool = True):
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         if isinstance(e, InvalidArgumentError):
             raise
+        if "pickled" in str(e):
+            v.fail(flag, spec, "a .npy file (or a .npz with `x` and `y`) of numbers; this one "
+                   "holds Python objects (pickled data), which tfimp does not load")
         v.fail(flag, spec, f"a .npy file (or a .npz with `x` and `y`) written by numpy; it "
                f"cannot be read ({type(e).__name__}: {e})")
 
@@ -70,6 +78,19 @@ def _export_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_cli_inputs(model, config, rep, x) -> None:
+    """The checks `to_tflite` makes of its data, naming the command's flags."""
+    from tfimp.quantization.qat import is_quantize_aware
+
+    if rep is None and config.needs_representative_data and not is_quantize_aware(model):
+        v.fail("--representative", None, f"given with -q {config.name}: ~100-500 typical "
+               "inputs as a .npy/.npz file, or 'digits8'/'digits28'")
+    for flag, data in (("--representative", rep), ("--verify", x)):
+        if data is not None:
+            v.matches_inputs(flag, data, model)
+            v.finite(flag, data)
+
+
 @verb("tfimp export")
 def export_main(argv: list[str]) -> int:
     """`tfimp export MODEL -o OUT.tflite [options]`; prints the export report."""
@@ -91,6 +112,7 @@ def export_main(argv: list[str]) -> int:
     config = q.Int8(integer_io=True) if args.integer_io else q.get(args.quantization)
     rep, _ = _load_inputs("--representative", args.representative, flatten)
     x, y = _load_inputs("--verify", args.verify, flatten)
+    _check_cli_inputs(model, config, rep, x)
     sparse = {"true": True, "false": False, "auto": "auto"}[args.sparse]
     art = to_tflite(model, output, quantization=config, sparse=sparse, representative_data=rep,
                     verify=None if x is None else (x, y), tolerance=args.tolerance)

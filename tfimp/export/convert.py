@@ -77,6 +77,7 @@ def to_tflite(
     ...                 representative_data=x[:256], sparse="auto", verify=(x_val, y_val))
     """
     model = _plain_model(model)
+    v.finite_weights("model", model)
     _check_recurrent(model)
     out = None if path is None else v.output_file("path", path)
     config = quant_lib.get(quantization)
@@ -246,21 +247,6 @@ def _repaired(result: bytes | str, sparse: bool) -> bytes | str:
     for c in changed:
         logging.info("Wrote %s in CSR: %d B instead of %d B.", c.name, c.after, c.before)
     return compact
-
-
-def configure(converter, tf, config: quant_lib.Quantization, sparse: bool, rep=None,
-              qdq: bool = False) -> None:
-    """Sets a `tf.lite.TFLiteConverter` up for one quantization and sparse setting; `qdq`
-    for a quantization-aware model converted to int8 (keeps its learned ranges)."""
-    config.configure(converter, tf)
-    if sparse:
-        converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
-    if config.needs_representative_data:
-        converter.representative_dataset = rep
-    if qdq:
-        from tfimp.quantization.convert import configure_converter
-
-        configure_converter(converter)
 
 
 def _jobs(config, choices: tuple, qdq: bool = False) -> list[_converter.Job]:

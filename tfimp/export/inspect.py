@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from tfimp._util import validate as v
+
 _NUMPY_TYPES = {
     "FLOAT32": np.float32, "FLOAT16": np.float16, "FLOAT64": np.float64, "INT8": np.int8,
     "UINT8": np.uint8, "INT16": np.int16, "UINT16": np.uint16, "INT32": np.int32,
@@ -147,7 +149,7 @@ def read_model_bytes(model: str | os.PathLike | bytes, argument: str = "model") 
     elif isinstance(model, (str, os.PathLike)):
         if not os.path.isfile(model):
             raise ValueError(f"Argument `{argument}` must be a .tflite file. Received: "
-                             f"{argument}={str(model)!r} (no such file)")
+                             f"{argument}={str(model)!r} {v.not_a_file(model)}")
         with open(model, "rb") as f:
             data, where = f.read(), repr(str(model))
     else:

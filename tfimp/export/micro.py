@@ -23,6 +23,7 @@ import numpy as np
 from tfimp._util import validate as v
 from tfimp._util.io import atomic_write_bytes
 from tfimp.export import _sandbox, micro_fit
+from tfimp.export.boards import get_board
 from tfimp.export import tflm_compression as tc
 from tfimp.export.inspect import ModelInfo, inspect, read_model_bytes
 from tfimp.export.micro_fit import MicroCompression, MicroEncoding
@@ -169,8 +170,6 @@ def to_micro(
 def _board(board):
     if board is None:
         return None
-    from tfimp.profile.micro import get_board
-
     return get_board(board)
 
 

@@ -153,3 +153,18 @@ def get(quantization: str | Quantization | dict | None) -> Quantization:
         f"Argument `quantization` must be None, one of {sorted(QUANTIZATIONS)} or a "
         f"tfimp.export.quantization config. Received: quantization={quantization!r}"
     )
+
+
+def configure_converter(converter: Any, tf: Any, config: Quantization, sparse: bool,
+                        rep=None, qdq: bool = False) -> None:
+    """Sets a `tf.lite.TFLiteConverter` up for one quantization and sparse setting; `qdq`
+    for a quantization-aware model converted to int8 (keeps its learned ranges)."""
+    config.configure(converter, tf)
+    if sparse:
+        converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    if config.needs_representative_data:
+        converter.representative_dataset = rep
+    if qdq:
+        from tfimp.quantization.convert import configure_converter as keep_learned_ranges
+
+        keep_learned_ranges(converter)

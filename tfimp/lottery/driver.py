@@ -75,7 +75,7 @@ def _data(name: str, data) -> _Data:
             f"of (x, y). Received: {name}={type(data).__name__}"
         )
     x, y = data
-    n = len(x) if not isinstance(x, dict) else len(next(iter(x.values())))
+    n = v.sample_count(name, x)
     if n == 0:
         raise ValueError(f"Argument `{name}` holds no samples. Received: {name} with len(x)=0")
     if len(y) != n:
@@ -374,6 +374,7 @@ def imp(
     check_selectors(reference, cfg.exclude, "exclude")
     check_selectors(reference, tuple(cfg.layer_rates), "layer_rates")
     _check_metric(reference, cfg.metric, val, cfg.batch_size)
+    prune_model(reference, None, scope=cfg.scope, exclude=cfg.exclude, granularity=cfg.granularity)
     config = {"schema": SCHEMA, "imp": cfg.get_config(), "builder": _qualname(build_model),
               "train": _fingerprint(train), "val": _fingerprint(val),
               "weights": [list(w.shape) for w in reference.weights],

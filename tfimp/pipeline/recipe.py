@@ -528,7 +528,7 @@ def load_recipe(name_or_path: str | os.PathLike) -> Recipe:
                              f"Received: recipe={text!r}; recipes: {', '.join(available())}")
     if not path.is_file():
         raise ValueError(f"Argument `recipe` must name an existing recipe file. "
-                         f"Received: recipe={text!r} (no such file)")
+                         f"Received: recipe={text!r} {v.not_a_file(path)}")
     spec = importlib.util.spec_from_file_location(f"tfimp_recipe_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

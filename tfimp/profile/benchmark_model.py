@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tfimp._util.validate import model_file, positive_int, positive_number
+from tfimp.export.inspect import inspect
 from tfimp.profile.benchmark_output import parse_benchmark_output
 from tfimp.profile.litert import (
     CHILD_SCRIPT,
@@ -173,6 +174,7 @@ def benchmark_model(model, binary=None, target=None, threads: int = 1, runs: int
         return benchmark_flags(graph, threads, runs, warmup, xnnpack, op_profiling, extra_flags)
 
     with model_file(model) as path:
+        inspect(path)  # a damaged file is named here, not by the benchmark's verifier
         if isinstance(tgt, SshTarget):
             litert_args = {"threads": threads, "runs": runs, "warmup": warmup, "xnnpack": xnnpack}
             text, tool = _run_ssh(tgt, path, binary, flags, timeout, litert_args)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from tfimp._util.validate import (fail, flag, output_file, positive_int, positive_number,
                                   tflite_path)
+from tfimp.export.inspect import inspect
 from tfimp.profile.litert import litert
 from tfimp.profile.micro import micro
 
@@ -171,7 +172,7 @@ def compare(models: Sequence, runs: int = 50, warmup: int = 5, threads: Sequence
     for x in xnnpack:
         flag("xnnpack", x)
     positive_number("timeout", timeout)
-    paths = [tflite_path(m) for m in models]  # fail on a bad file before measuring any
-    del paths
+    for m in models:  # fail on a bad or damaged file before measuring any
+        inspect(tflite_path(m))
     return Comparison(tuple(_row(m, runs, warmup, threads, xnnpack, timeout) for m in models),
                       runs)

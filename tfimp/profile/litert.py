@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from tfimp._util.validate import model_file, positive_int, positive_number
+from tfimp.export.inspect import inspect
 from tfimp.profile import _litert_child, timing
 from tfimp.profile.result import BenchResult, ProfilingError, run_checked
 
@@ -71,6 +72,7 @@ def litert(model, threads: int = 1, runs: int = 100, warmup: int = 10, xnnpack: 
     positive_int("warmup", warmup)
     positive_number("timeout", timeout)
     with model_file(model) as path:
+        inspect(path)  # a damaged file is named here, not by the child's flatbuffer verifier
         cmd = child_command(python or sys.executable, str(CHILD_SCRIPT), str(path), threads,
                             runs, warmup, xnnpack)
         done = run_checked(cmd, timeout, "The LiteRT benchmark child process")

@@ -76,6 +76,10 @@ class SshTarget:
         if not port_ok or not 0 < self.port < 65536:
             raise ValueError(f"Argument `port` must be an integer in 1..65535. "
                              f"Received: port={self.port!r}")
+        timeout = self.connect_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+            raise ValueError(f"Argument `connect_timeout` must be whole seconds >= 1. "
+                             f"Received: connect_timeout={timeout!r}")
 
     def __str__(self) -> str:
         login = f"{self.user}@{self.host}" if self.user else self.host
@@ -114,6 +118,13 @@ TARGETS = {"local": LocalTarget, "adb": AdbTarget, "ssh": SshTarget}
 _FORMS = "None, 'local', 'adb:SERIAL' or 'ssh:USER@HOST[:PORT][,python=PATH][,identity=KEY]'"
 
 
+def _seconds(value: str, rest: str) -> int:
+    if not re.fullmatch(r"\s*\d+\s*", value) or int(value) < 1:
+        raise ValueError(f"Argument `target` must give connect_timeout= as whole seconds >= 1, "
+                         f"e.g. connect_timeout=10. Received: target='ssh:{rest}'")
+    return int(value)
+
+
 def _parse_ssh(rest: str) -> SshTarget:
     login, *options = rest.split(",")
     kwargs = {}
@@ -122,7 +133,12 @@ def _parse_ssh(rest: str) -> SshTarget:
         if not sep or key not in ("python", "identity", "known_hosts", "connect_timeout"):
             raise ValueError(f"Unknown ssh target option {option!r}; valid options: python=, "
                              f"identity=, known_hosts=, connect_timeout=")
-        kwargs[key] = int(value) if key == "connect_timeout" else value
+        if not value.strip():
+            raise ValueError(f"Argument `target` must give a value to its ssh option {key}=. "
+                             f"Received: target='ssh:{rest}'")
+        if key == "connect_timeout":
+            value = _seconds(value, rest)
+        kwargs[key] = value
     user, _, hostport = login.rpartition("@")
     match = re.fullmatch(r"(\[[^\]]+\]|[^:]+)(?::(\d+))?", hostport)
     if not match:

@@ -32,6 +32,7 @@ import numpy as np
 
 from tfimp.quantization.fake_quant import FIXED_RANGES, FakeQuant, calibrating
 from tfimp.quantization.layers import KINDS, QuantizeWrapper, activation_name, kind_of
+from tfimp.sparsity import strategies
 from tfimp.sparsity.registry import prunable_weights
 from tfimp.sparsity.wrapper import PruneLowMagnitude
 
@@ -439,6 +440,14 @@ def strip(model: keras.Model) -> keras.Model:
                for lay in model.layers):
         return model
     return keras.models.clone_model(model, clone_function=_strip_layer)
+
+
+def _strip_if_quantize_aware(model) -> keras.Model | None:
+    """`tfimp.strip`'s hook: a quantization-aware model keeps its fake quantization."""
+    return strip(model) if is_quantize_aware(model) else None
+
+
+strategies.register_strip_hook(_strip_if_quantize_aware)
 
 
 def _strip_layer(layer):

@@ -21,13 +21,16 @@ import numpy as np
 from tfimp._util.validate import Described, fail
 from tfimp.sparsity import masks as masks_lib
 from tfimp.sparsity import schedules as schedules_lib
+from tfimp.sparsity import strategies
 from tfimp.sparsity.registry import NOT_PRUNABLE, is_prunable, prunable_weights
 from tfimp.sparsity.wrapper import PruneLowMagnitude
 
 __all__ = [
     "apply_masks",
+    "clone_wrapped",
     "get_masks",
     "is_pruned",
+    "layer_sparsity",
     "prune",
     "pruned_layers",
     "set_masks",
@@ -157,7 +160,7 @@ def prune(
     schedule: schedules_lib.PruningSchedule | float | None = None,
     *,
     scope: str = "layer",
-    exclude: Iterable[Selector] = (),
+    exclude: Iterable[Selector] | None = (),
     targets: Mapping[Selector, float] | None = None,
     granularity: masks_lib.Granularity | str | tuple | None = "weight",
     inplace: bool = False,
@@ -171,7 +174,8 @@ def prune(
         schedule: a `tfimp.schedules` schedule; a float prunes once to that sparsity now;
             None wraps with all-ones masks (set them later with `update_masks`/`set_masks`).
         scope: "layer" ranks each tensor alone, "global" ranks all tensors together.
-        exclude: layer names, glob patterns ("dense_*") or layer classes to leave dense.
+        exclude: layer names, glob patterns ("dense_*") or layer classes to leave dense
+            (None: none).
         targets: per-layer final sparsity overrides, keyed like `exclude`.
         granularity: what is pruned as one unit: "weight" (default), or blocks over the
             trailing weight dims, e.g. "block:4x1" (TFLite's 1x4 sparse FULLY_CONNECTED) or
@@ -192,6 +196,10 @@ def prune(
     masks_lib.get(scope)
     one_shot = isinstance(schedule, (int, float)) and not isinstance(schedule, bool)
     sched = None if schedule is None else schedules_lib.get(schedule)
+    exclude = () if exclude is None else exclude
+    if not isinstance(exclude, (str, type, Iterable)):
+        raise TypeError("Argument `exclude` must be layer names, glob patterns or layer classes "
+                        f"(or None). Received: exclude={exclude!r}")
     exclude = tuple(exclude) if not isinstance(exclude, (str, type)) else (exclude,)
     targets = dict(targets or {})
     for sel, value in targets.items():
@@ -204,21 +212,24 @@ def prune(
             "layers). Strip it first with tfimp.strip(model), or keep training it."
         )
     granularity = masks_lib.Granularity.parse(granularity)
-    # -- channel granularity (tfimp.structure)
-    if granularity.kind == "channel":
-        from tfimp.structure.masking import prune_channels
-
-        if inplace:
-            raise ValueError("Argument `inplace`=True does not go with granularity='channel': "
-                             "channel pruning needs the graph of a Functional or Sequential "
-                             "model, and copies it. Received: inplace=True")
-        pruned = prune_channels(model, sched, scope=scope, exclude=exclude, targets=targets,
-                                channels=granularity)
-        if one_shot:
-            update_masks(pruned, step=0)
-        return pruned
-    # --
     plan = Plan(sched, scope, exclude, targets, granularity)
+    strategy = strategies.get(granularity)
+    if strategy is not None:
+        if inplace:
+            raise ValueError(f"Argument `inplace`=True does not go with granularity="
+                             f"'{granularity}': its masks span layers, which needs the graph of "
+                             "a Functional or Sequential model, and copies it. Received: "
+                             "inplace=True")
+        pruned = strategy.prune(model, plan)
+    else:
+        pruned = _wrap_tensors(model, plan, inplace)
+    if one_shot:
+        update_masks(pruned, step=0)
+    return pruned
+
+
+def _wrap_tensors(model, plan: Plan, inplace: bool) -> keras.Model:
+    exclude = plan.exclude
     wanted = [layer for layer in walk_layers(model) if plan.wants(layer)]
     masks_lib.check_blocks({f"{layer.name}/{w.name}": tuple(w.shape) for layer in wanted
                             for w in prunable_weights(layer)}, plan.granularity)
@@ -227,17 +238,16 @@ def prune(
             f"Argument `model` ('{model.name}') has no prunable weights (after exclusions "
             f"{list(exclude)}). Prunable layer types: see tfimp.wrappers.PRUNABLE_WEIGHTS."
         )
-    pruned = _wrap_inplace(model, plan) if inplace else _wrap_clone(model, plan)
-    if one_shot:
-        update_masks(pruned, step=0)
-    return pruned
+    return _wrap_inplace(model, plan) if inplace else clone_wrapped(model, plan)
 
 
 def _is_graph_model(model) -> bool:
     return isinstance(model, keras.Sequential) or type(model).__name__ == "Functional"
 
 
-def _wrap_clone(model, plan: Plan) -> keras.Model:
+def clone_wrapped(model, plan) -> keras.Model:
+    """A copy of `model` whose layers `plan.wants(layer)` are replaced by `plan.wrap(copy)`
+    (for a subclassed model: wrapped in place in a copy rebuilt from its config)."""
     if not _is_graph_model(model):
         return _wrap_inplace(_copy_subclassed(model), plan)
 
@@ -340,7 +350,8 @@ def is_pruned(model) -> bool:
     return isinstance(model, keras.Model) and bool(pruned_layers(model))
 
 
-def _layer_sparsity(wrapper: PruneLowMagnitude, step: int) -> float:
+def layer_sparsity(wrapper: PruneLowMagnitude, step: int) -> float:
+    """The sparsity of `wrapper` at `step`: its schedule's, scaled to its own target if any."""
     sched = wrapper.schedule
     value = sched.sparsity(step)
     if wrapper.target is None:
@@ -365,15 +376,22 @@ def update_masks(model, step=None, force: bool = False) -> bool:
     Returns:
         Whether masks were recomputed.
     """
-    wrappers = pruned_layers(model)
-    if not wrappers:
-        raise ValueError(
-            f"Argument `model` ('{getattr(model, 'name', model)}') has no pruned layers; "
-            "prune it first with tfimp.prune(model, schedule)."
-        )
+    wrappers = _wrappers_of_pruned(model)
     for w in wrappers:
         w.last_pruned_step(refresh=True)
     return update_wrappers(wrappers, _resolve_step(model, step), force, model)
+
+
+def _wrappers_of_pruned(model) -> list[PruneLowMagnitude]:
+    """The wrappers of `model`, after checking it is a pruned Keras model."""
+    check_model(model)
+    wrappers = pruned_layers(model)
+    if not wrappers:
+        raise ValueError(
+            f"Argument `model` ('{model.name}') is not pruned: it has no pruned layers "
+            "(PruneLowMagnitude), so no masks. Prune it first with tfimp.prune(model, schedule)."
+        )
+    return wrappers
 
 
 def _resolve_step(model, step) -> int:
@@ -403,15 +421,21 @@ def update_wrappers(wrappers: list[PruneLowMagnitude], step: int, force: bool = 
     updates run every few steps, as with `steps_per_execution > 1`. Channel masks span
     layers, so they need the `model` (its graph).
     """
-    # -- channel granularity (tfimp.structure)
-    channel = [w for w in wrappers if w.channels]
-    if channel:
-        from tfimp.structure.masking import update_channels
+    spanning: dict[str, list[PruneLowMagnitude]] = {}
+    rest = []
+    for w in wrappers:
+        if strategies.get(w.granularity) is None:
+            rest.append(w)
+        else:
+            spanning.setdefault(w.granularity.kind, []).append(w)
+    changed = False
+    for members in spanning.values():
+        strategy = strategies.get(members[0].granularity)
+        changed = strategy.update(model, members, step, force) or changed
+    return _update_tensors(rest, step, force) or changed
 
-        changed = update_channels(model, channel, step, force)
-        rest = [w for w in wrappers if not w.channels]
-        return (update_wrappers(rest, step, force) if rest else False) or changed
-    # --
+
+def _update_tensors(wrappers: list[PruneLowMagnitude], step: int, force: bool) -> bool:
     groups: dict[tuple, list[PruneLowMagnitude]] = {}
     for w in wrappers:
         w.driven = True
@@ -443,7 +467,7 @@ def _prune_group(wrappers, scope: str, granularity, step: int) -> None:
             names.append(name)
             weights[name], old[name] = value, mask
             if w.target is not None:
-                targets[name] = _layer_sparsity(w, step)
+                targets[name] = layer_sparsity(w, step)
     new = masks_lib.get(scope)(weights, sparsity, old, targets, granularity)
     for w in wrappers:
         w.assign_masks([new[n] for n in w.weight_names()], step)
@@ -451,12 +475,15 @@ def _prune_group(wrappers, scope: str, granularity, step: int) -> None:
 
 def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:
     """Sets masks by weight name (as `get_masks` names them) and zeroes pruned weights."""
-    known = {n for w in pruned_layers(model) for n in w.weight_names()}
+    wrappers = _wrappers_of_pruned(model)
+    if not isinstance(masks, Mapping):
+        fail("masks", masks, "a dict of masks keyed by weight name (as get_masks names them)")
+    known = {n for w in wrappers for n in w.weight_names()}
     unknown = sorted(set(masks) - known)
     if unknown:
         fail("masks", Described(f"<masks for {unknown}>"), f"keyed by the model's weight "
              f"names (as get_masks names them): {sorted(known)}")
-    for w in pruned_layers(model):
+    for w in wrappers:
         current = dict(zip(w.weight_names(), w.get_masks()))
         current.update({k: masks_lib.check_mask(v, current[k].shape) for k, v in masks.items()
                         if k in current})
@@ -465,12 +492,13 @@ def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:
 
 def get_masks(model) -> dict[str, np.ndarray]:
     """All masks of a pruned model by weight name."""
-    return {n: m for w in pruned_layers(model) for n, m in zip(w.weight_names(), w.get_masks())}
+    return {n: m for w in _wrappers_of_pruned(model)
+            for n, m in zip(w.weight_names(), w.get_masks())}
 
 
 def apply_masks(model) -> None:
     """Re-zeroes pruned weights, e.g. after assigning weights by hand."""
-    for w in pruned_layers(model):
+    for w in _wrappers_of_pruned(model):
         w.assign_masks(w.get_masks())
 
 
@@ -484,10 +512,10 @@ def strip(model: keras.Model) -> keras.Model:
     """
     check_model(model)
     if not is_pruned(model):
-        from tfimp.quantization.qat import is_quantize_aware, strip as strip_quantized
-
-        if is_quantize_aware(model):
-            return strip_quantized(model)
+        for hook in strategies.strip_hooks():
+            stripped = hook(model)
+            if stripped is not None:
+                return stripped
         return model
     if not _is_graph_model(model):
         return _strip_inplace(model)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from tfimp._util import extensions
 from tfimp._util.validate import Described, fail
 
 __all__ = [
@@ -43,23 +44,45 @@ __all__ = [
     "lamp_scores",
     "layerwise_masks",
     "magnitude_mask",
+    "register_kind",
     "sparsity_of",
 ]
 
 Masks = dict[str, np.ndarray]
 
 
-GRANULARITIES = ("weight", "block", "channel")
-"""What a mask strategy can rank and zero as one unit."""
+GRANULARITIES: dict[str, type] = {}
+"""Kind -> the `Granularity` class that holds its settings: "weight" and "block" here, others
+registered by their package with `register_kind` (e.g. "channel", `tfimp.structure.Channels`)."""
+
+
+def register_kind(kind: str, cls: type) -> None:
+    """Makes `Granularity.parse` and `from_config` build `cls` for granularities of `kind`."""
+    if not (isinstance(cls, type) and issubclass(cls, Granularity)):
+        fail("cls", cls, "a subclass of tfimp.sparsity.masks.Granularity")
+    GRANULARITIES[kind] = cls
+
+
+def _kind_class(kind: str, value) -> type:
+    if kind not in GRANULARITIES:
+        extensions.load()
+    if kind not in GRANULARITIES:
+        fail("granularity", value, f"of a kind in {sorted(GRANULARITIES)}, e.g. {_FORMS}")
+    return GRANULARITIES[kind]
+
+
+_FORMS = "'weight', 'block:4x1', 'block:16x1:whole', another kind's name, or a Granularity"
 
 
 @dataclasses.dataclass(frozen=True)
 class Granularity:
-    """What pruning removes as one unit: single weights, blocks of weights, or channels.
+    """What pruning removes as one unit: single weights, blocks of weights, or a registered
+    kind such as channels (`GRANULARITIES`).
 
     Args:
-        kind: "weight", "block" or "channel" (whole output channels with everything that
-            depends on them; its settings live in `tfimp.structure.Channels`, a Granularity).
+        kind: "weight", "block", or a registered kind, whose settings live in its own
+            subclass: "channel" (whole output channels with everything that depends on them)
+            is `tfimp.structure.Channels`.
         block: with "block", the block shape over the trailing weight dimensions, e.g.
             (16, 1): 16 inputs of one Dense output unit (TFLite's int8 block-sparse layout).
         whole_blocks: with "block", always zero the blocks that stick out past a weight's
@@ -75,8 +98,10 @@ class Granularity:
     whole_blocks: bool = False
 
     def __post_init__(self):
-        if self.kind not in GRANULARITIES:
-            fail("granularity", self.kind, f"one of {list(GRANULARITIES)} (or 'block:4x1')")
+        cls = _kind_class(self.kind, self.kind)
+        if not isinstance(self, cls):
+            fail("granularity", self, f"{cls.__module__}.{cls.__name__}(...) for "
+                 f"kind={self.kind!r}")
         if self.kind == "block":
             ok = (isinstance(self.block, (tuple, list)) and len(self.block) > 0 and all(
                 isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in self.block))
@@ -87,8 +112,6 @@ class Granularity:
             object.__setattr__(self, "block", tuple(self.block))
         elif self.block is not None or self.whole_blocks:
             fail("granularity", self, f"free of a block shape with kind={self.kind!r}")
-        if self.kind == "channel" and not hasattr(self, "min_channels"):
-            fail("granularity", self, "tfimp.structure.Channels(...) for channels")
         if not isinstance(self.whole_blocks, bool):
             fail("granularity.whole_blocks", self.whole_blocks, "True or False")
 
@@ -105,13 +128,11 @@ class Granularity:
         if isinstance(value, (tuple, list)):
             return cls("block", tuple(value))
         if not isinstance(value, str):
-            fail("granularity", value, "'weight', 'block:4x1', 'block:16x1:whole', 'channel' "
-                 "or a Granularity")
+            extensions.load()
+            fail("granularity", value, f"{_FORMS} (kinds: {sorted(GRANULARITIES)})")
         kind, *rest = value.strip().split(":")
-        if kind == "channel":  # channel settings belong to tfimp.structure
-            from tfimp.structure.channels import Channels
-
-            return Channels.parse(value)
+        if _kind_class(kind, value) is not Granularity:
+            return GRANULARITIES[kind].parse(value)
         if kind != "block" or not rest:
             if rest:
                 fail("granularity", value, "'weight' or 'block:<shape>[:whole]'")
@@ -136,15 +157,15 @@ class Granularity:
 
     @classmethod
     def from_config(cls, config: dict) -> Granularity:
-        if config.get("kind") == "channel":
-            from tfimp.structure.channels import Channels
-
-            return Channels.from_config(config)
+        kind = config.get("kind", "weight")
+        if _kind_class(kind, config) is not Granularity:
+            return GRANULARITIES[kind].from_config(config)
         block = config.get("block")
         return cls(config.get("kind", "weight"), None if block is None else tuple(block),
                    bool(config.get("whole_blocks", False)))
 
 
+GRANULARITIES.update(weight=Granularity, block=Granularity)
 WEIGHT = Granularity()
 
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from tfimp.sparsity import masks as masks_lib
 from tfimp.sparsity import schedules as schedules_lib
+from tfimp.sparsity import strategies
 from tfimp.sparsity.registry import prunable_weights
-from tfimp.structure.registry import channel_variables
 
 __all__ = ["MaskConstraint", "PruneLowMagnitude"]
 
@@ -65,8 +65,9 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         scope: "layer" (each tensor ranked alone) or "global" (ranked with all other
             global-scope tensors of the model).
         granularity: what is pruned as one unit (a `tfimp.sparsity.masks.Granularity` or its
-            short form: "weight", "block:4x1", "block:16x1:whole", "channel"). Channel masks
-            cover every trainable slice of a channel (`tfimp.structure.registry`).
+            short form: "weight", "block:4x1", "block:16x1:whole", "channel"). A granularity
+            whose masks span layers picks the variables through its strategy
+            (`tfimp.sparsity.strategies`).
         inner_build_config: the inner layer's `get_build_config()`, to rebuild it on load.
     """
 
@@ -134,16 +135,11 @@ class PruneLowMagnitude(keras.layers.Wrapper):
     def pruned_weights(self) -> list:
         return self.weights_of(self.layer)
 
-    # -- channel granularity (tfimp.structure)
-    @property
-    def channels(self):
-        """The `tfimp.structure.Channels` settings if this wrapper masks whole channels."""
-        return self.granularity if self.granularity.kind == "channel" else None
-
     def weights_of(self, layer) -> list:
-        """The variables of `layer` (this wrapper's or a copy of it) that the masks cover."""
-        return channel_variables(layer) if self.channels else prunable_weights(layer)
-    # --
+        """The variables of `layer` (this wrapper's or a copy of it) that the masks cover: its
+        prunable weights, or what the granularity's strategy masks (a channel's every slice)."""
+        strategy = strategies.get(self.granularity)
+        return prunable_weights(layer) if strategy is None else strategy.variables(layer)
 
     def weight_names(self) -> list[str]:
         """Stable names of the pruned weights: `<wrapper>/<variable path tail>`."""

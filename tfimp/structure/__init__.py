@@ -2,9 +2,10 @@
 
 `graph.trace` finds the channels that must go together (dependency groups), `channels` holds
 the pure scoring and masking functions and the `Channels` granularity, `masking` backs
-`tfimp.prune(..., granularity="channel")`, `shrink.shrink` (`tfimp.shrink`) builds the smaller
-model and `report.structure_report` compares channels, parameters and MACs. Names load on first
-use (the wrapper imports `registry` while `masking` imports the wrapper).
+`tfimp.prune(..., granularity="channel")` (a strategy it registers with the sparsity engine,
+which imports nothing from here), `shrink.shrink` (`tfimp.shrink`) builds the smaller model and
+`report.structure_report` compares channels, parameters and MACs. Names load on first use, so
+`import tfimp.structure` stays light.
 """
 
 import importlib

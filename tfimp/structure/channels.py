@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from tfimp._util.validate import fail
-from tfimp.sparsity.masks import Granularity
+from tfimp.sparsity.masks import Granularity, register_kind
 
 __all__ = [
     "NORMS",
@@ -108,6 +108,9 @@ class Channels(Granularity):
     def from_config(cls, config: Mapping) -> Channels:
         return cls(**{k: v for k, v in config.items() if k in ("norm", "bn_scale",
                                                                 "min_channels")})
+
+
+register_kind("channel", Channels)
 
 
 def filter_norms(weight: np.ndarray, axis: int = -1, norm: str = "l1") -> np.ndarray:

@@ -20,20 +20,28 @@ from collections.abc import Mapping, Sequence
 import keras
 import numpy as np
 
-from tfimp.sparsity import schedules as schedules_lib
-from tfimp.sparsity.engine import _layer_sparsity, _wrap_clone, pruned_layers
+from tfimp.sparsity import schedules as schedules_lib, strategies
+from tfimp.sparsity.engine import clone_wrapped, layer_sparsity, pruned_layers
 from tfimp.sparsity.engine import matches as _matches
 from tfimp.sparsity.wrapper import PruneLowMagnitude
 from tfimp.structure import channels as channels_lib
 from tfimp.structure.graph import ChannelGraph, Group, LayerEntry, trace
+from tfimp.structure.registry import channel_variables
 
-__all__ = ["channel_sparsity", "prune_channels", "set_channel_sparsity", "update_channels"]
+__all__ = ["ChannelStrategy", "channel_sparsity", "prune_channels", "set_channel_sparsity",
+           "update_channels"]
+
+
+def _channels(wrapper) -> channels_lib.Channels | None:
+    """The wrapper's `Channels` settings if it masks whole channels."""
+    granularity = wrapper.granularity
+    return granularity if isinstance(granularity, channels_lib.Channels) else None
 
 
 # ---------------------------------------------------------------------------- prune
 @dataclasses.dataclass(frozen=True)
 class _ChannelPlan:
-    """What `_wrap_clone` asks: which layers to wrap, and how."""
+    """What `clone_wrapped` asks: which layers to wrap, and how."""
 
     schedule: schedules_lib.PruningSchedule | None
     scope: str
@@ -68,7 +76,7 @@ def prune_channels(model: keras.Model, schedule, *, scope: str, exclude: tuple,
     graph.warn()
     wrap = _wrap_targets(graph, prunable, targets, excluded)
     plan = _ChannelPlan(schedule, scope, channels, frozenset(id(e.layer) for e in wrap))
-    pruned = _wrap_clone(model, plan)
+    pruned = clone_wrapped(model, plan)
     # The clone's graph lists the same layers in the same order: set the targets by position.
     for entry, clone in zip(graph.entries, trace(pruned).entries):
         if entry in wrap:
@@ -182,7 +190,7 @@ def _state(model) -> _State:
     state = getattr(model, "_tfimp_channel_state", None)
     if state is None:
         graph = trace(model)
-        wrappers = [e.op if isinstance(e.op, PruneLowMagnitude) and e.op.channels else None
+        wrappers = [e.op if isinstance(e.op, PruneLowMagnitude) and _channels(e.op) else None
                     for e in graph.entries]
         fixed = graph.fixed.copy()
         for e, w in zip(graph.entries, wrappers):
@@ -273,7 +281,7 @@ def _targets_by_group(state: _State, layer_targets: Mapping[int, float]) -> dict
 
 
 def _scheduled_targets(state: _State, step: int) -> dict[int, float]:
-    return {id(w): _layer_sparsity(w, step) for w in state.wrappers
+    return {id(w): layer_sparsity(w, step) for w in state.wrappers
             if w is not None and w.target is not None and w.schedule is not None}
 
 
@@ -301,7 +309,7 @@ def set_channel_sparsity(model, sparsity: float,
             sparsity, or None. Layers excluded at prune time stay whole either way.
     """
     state = _state(model)
-    wrappers = [w for w in pruned_layers(model) if w.channels]
+    wrappers = [w for w in pruned_layers(model) if _channels(w)]
     if not wrappers:
         raise ValueError(f"Argument `model` ('{model.name}') has no channel masks; prune it "
                          "with tfimp.prune(model, None, granularity='channel') first.")
@@ -310,7 +318,7 @@ def set_channel_sparsity(model, sparsity: float,
         if t is not None and id(w) not in layer_targets:
             layer_targets[id(w)] = float(t)
     first = wrappers[0]
-    assign_keep(state, compute_keep(state, first.channels, first.scope, sparsity, layer_targets))
+    assign_keep(state, compute_keep(state, first.granularity, first.scope, sparsity, layer_targets))
 
 
 def assign_keep(state: _State, keep: np.ndarray, step: int | None = None) -> None:
@@ -342,7 +350,24 @@ def update_channels(model, wrappers: list[PruneLowMagnitude], step: int,
                          "tfimp.update_masks(model, step=...).")
     state = _state(model)
     first = scheduled[0]
-    keep = compute_keep(state, first.channels, first.scope, schedule.sparsity(due),
+    keep = compute_keep(state, first.granularity, first.scope, schedule.sparsity(due),
                         _scheduled_targets(state, due))
     assign_keep(state, keep, due)
     return True
+
+
+class ChannelStrategy(strategies.GranularityStrategy):
+    """Channel granularity for the sparsity engine: masks over whole channel groups."""
+
+    def variables(self, layer) -> list:
+        return channel_variables(layer)
+
+    def prune(self, model, plan) -> keras.Model:
+        return prune_channels(model, plan.schedule, scope=plan.scope, exclude=plan.exclude,
+                              targets=plan.targets, channels=plan.granularity)
+
+    def update(self, model, wrappers: list, step: int, force: bool) -> bool:
+        return update_channels(model, wrappers, step, force)
+
+
+strategies.register_granularity("channel", ChannelStrategy())

@@ -23,17 +23,7 @@ def recipe() -> Recipe:
         model=ModelSpec("ds_cnn", kwargs={"filters": 64}),
         data=DataSpec("speech_commands"),
         train=TrainSpec(optimizer="adam", lr=5e-4),
-        imp=IMPConfig(
-            batch_size=100,
-            epochs_per_round=12,
-            rounds=8,
-            rate=0.2,
-            scope="global",
-            rewind="epoch",
-            rewind_at=1,
-            budget=0.01,
-            stop_at_budget=False,
-        ),
+        imp=IMPConfig.budgeted(24, batch_size=100),
         export=ExportSpec(float32=True, int8=True, sparse="auto"),
         profile=ProfileSpec(threads=(1, 2), runs=100, micro=True, board="cortex-m4-256k"),
         smoke={
@@ -46,6 +36,9 @@ def recipe() -> Recipe:
             "qat": {"imp.final_qat_epochs": 3},
             # --option channel: whole channels, 20% of each layer's remaining ones per round,
             # then removed for real (tfimp.shrink).
-            "channel": {"imp.granularity": "channel", "imp.scope": "layer", "imp.rounds": 6},
+            "channel": {"imp.granularity": "channel", "imp.scope": "layer", "imp.rounds": 6,
+                        "imp.rate": 0.2, "imp.ramp": 0.0, "imp.rewind": "epoch",
+                        "imp.rewind_at": 1, "imp.total_epochs": None,
+                        "imp.epochs_per_round": 12},
         },
     )

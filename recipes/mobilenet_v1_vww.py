@@ -25,17 +25,7 @@ def recipe() -> Recipe:
         model=ModelSpec("mobilenet_v1", kwargs={"alpha": 0.25, "input_shape": (96, 96, 3)}),
         data=DataSpec("vww", kwargs={"size": 96}),
         train=TrainSpec(optimizer="adam", lr=1e-3),
-        imp=IMPConfig(
-            batch_size=32,
-            epochs_per_round=10,
-            rounds=8,
-            rate=0.25,
-            scope="global",
-            rewind="epoch",
-            rewind_at=1,
-            budget=0.01,
-            stop_at_budget=False,
-        ),
+        imp=IMPConfig.budgeted(20, batch_size=32),
         export=ExportSpec(float32=True, int8=True, sparse="auto"),
         profile=ProfileSpec(threads=(1, 2), runs=100, micro=True, board="cortex-m4-256k"),
         smoke={
@@ -50,6 +40,9 @@ def recipe() -> Recipe:
             "qat": {"imp.final_qat_epochs": 2},
             # --option channel: whole channels, 25% of each layer's remaining ones per round,
             # then removed for real (tfimp.shrink).
-            "channel": {"imp.granularity": "channel", "imp.scope": "layer", "imp.rounds": 6},
+            "channel": {"imp.granularity": "channel", "imp.scope": "layer", "imp.rounds": 6,
+                        "imp.rate": 0.2, "imp.ramp": 0.0, "imp.rewind": "epoch",
+                        "imp.rewind_at": 1, "imp.total_epochs": None,
+                        "imp.epochs_per_round": 10},
         },
     )

@@ -32,16 +32,7 @@ def recipe() -> Recipe:
         ),
         data=DataSpec("imdb", kwargs={"vocab_size": 20000, "seq_len": 200}),
         train=TrainSpec(optimizer="adam", lr=1e-3),
-        imp=IMPConfig(
-            batch_size=32,
-            epochs_per_round=2,
-            rounds=6,
-            rate=0.2,
-            scope="global",
-            rewind="none",
-            budget=0.01,
-            stop_at_budget=False,
-        ),
+        imp=IMPConfig.budgeted(14, batch_size=32),
         export=ExportSpec(float32=True, int8=True, sparse="auto"),
         profile=ProfileSpec(threads=(1, 2), runs=100, micro=True),
         smoke={

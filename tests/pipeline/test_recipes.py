@@ -101,7 +101,7 @@ def test_keyword_overrides_and_unchanged_original():
     base = load_recipe("lenet5")
     r = base.override(imp__rounds=1, seed=5)
     assert (r.imp.rounds, r.seed) == (1, 5)
-    assert base.imp.rounds == 12 and base.seed == 0
+    assert base.imp.rounds == 6 and base.seed == 0
     assert r.digest() != base.digest()
 
 
@@ -318,9 +318,15 @@ def test_learning_rate_schedule_builds_a_cosine_decay():
     assert sgd.weight_decay == pytest.approx(1e-4)
 
 
-def test_default_recipe_uses_learning_rate_rewinding_with_a_schedule():
+def test_default_recipes_spend_at_most_twice_a_gradual_runs_epochs():
+    # The measured default (docs/results.md, "IMP vs gradual pruning"): budgeted IMP, 80
+    # epochs for the LeNets and MNIST-1D, twice the 40 of a gradual run.
+    for name in ("lenet_300_100", "lenet5", "mnist1d_cnn"):
+        imp = load_recipe(name).imp
+        assert imp.total_epochs == 80 and imp.epoch_plan.total == 80
+        assert (imp.rewind, imp.scope, imp.ramp, imp.rate) == ("allr", "lamp", 0.5, 0.45)
     r = load_recipe("lenet_300_100")
-    assert r.imp.rewind == "lr" and r.train.lr_schedule == "cosine"
+    assert r.train.lr_schedule == "cosine"
 
 
 def test_micro_gets_a_dense_int8_file_when_the_litert_one_is_sparse(tmp_path):

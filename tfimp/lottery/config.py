@@ -331,6 +331,17 @@ class IMPConfig:
         return cls(**config)
 
     @classmethod
+    def budgeted(cls, total_epochs: int = 80, **overrides) -> IMPConfig:
+        """The budgeted IMP that won per epoch spent in `bench/imp_vs_gradual.py` (digits,
+        MNIST-1D; docs/results.md): `total_epochs` in all (a quarter dense), 6 rounds that
+        each prune 45% of the remaining weights spread over the first half of the round,
+        LAMP ranking, ALLR retraining, a one-point budget; `overrides` change any field."""
+        settings = {"total_epochs": total_epochs, "rounds": 6, "rate": 0.45, "ramp": 0.5,
+                    "scope": "lamp", "rewind": "allr", "budget": 0.01,
+                    "stop_at_budget": False}
+        return cls.from_kwargs(None, **{**settings, **overrides})
+
+    @classmethod
     def from_kwargs(cls, base: IMPConfig | None = None, **overrides) -> IMPConfig:
         """`base` (default: the defaults) with `overrides`; `rewind=("step", k)` is accepted
         for `rewind="step", rewind_at=k`."""

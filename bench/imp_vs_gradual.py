@@ -40,7 +40,9 @@ TARGETS = (0.90, 0.95, 0.97, 0.98)
 # IMP budget in epochs.
 ROWS = {
     "gradual": {"strategy": "gradual", "rewind": "init"},
-    "imp-default-short": {},  # the recipe's IMP settings with its epochs per round as they are
+    "gradual-2x": {"strategy": "gradual", "rewind": "init", "total_epochs": "{E}"},
+    "imp-classic": {"total_epochs": None, "epochs_per_round": 20, "rounds": 16, "rate": 0.2,
+                    "rewind": "lr", "scope": "global"},
     "budgeted": {"total_epochs": "{E}", "rate": 0.45, "rounds": 6, "rewind": "allr"},
     "budgeted-lr": {"total_epochs": "{E}", "rate": 0.45, "rounds": 6, "rewind": "lr"},
     "budgeted-init": {"total_epochs": "{E}", "rate": 0.45, "rounds": 6, "rewind": "init"},
@@ -73,6 +75,9 @@ ROWS = {
                        "ramp": 0.5, "scope": "lamp"},
     "cyclic-lr-lamp-8": {"total_epochs": "{E}", "rate": 0.36, "rounds": 8, "rewind": "lr",
                          "ramp": 0.75, "scope": "lamp"},
+    "adaptive-cyclic": {"total_epochs": "{E}", "rate": "adaptive", "rounds": None,
+                        "rewind": "allr", "scope": "lamp", "ramp": 0.5,
+                        "target_sparsity": None},
     "adaptive": {"total_epochs": "{E}", "rate": "adaptive", "rounds": None, "rewind": "allr",
                  "target_sparsity": None},
     "adaptive-lamp": {"total_epochs": "{E}", "rate": "adaptive", "rounds": None,
@@ -148,8 +153,9 @@ def run_row(row, recipe, data, dense_model, dense_acc, imp_epochs, gradual_epoch
     train, val = (data.x_train, data.y_train), (data.x_test, data.y_test)
     if ROWS[row].get("strategy") == "gradual":
         points, epochs, models = [], 0, {}
+        run_epochs = imp_epochs if ROWS[row].get("total_epochs") else gradual_epochs
         for t in TARGETS:
-            ov = _overrides(row, imp_epochs, {"total_epochs": gradual_epochs,
+            ov = _overrides(row, imp_epochs, {"total_epochs": run_epochs,
                                               "target_sparsity": t, "rounds": None, **extra})
             result = tfimp.imp(build, train, val, initial_model=dense_model, workdir=workdir,
                                verbose=0, **_imp_kwargs(recipe, ov))
@@ -157,11 +163,9 @@ def run_row(row, recipe, data, dense_model, dense_acc, imp_epochs, gradual_epoch
             points.append((last["sparsity"], last["val_accuracy"]))
             models[last["sparsity"]] = (result, last["round"])
             epochs += last["epochs"]
-        per_run = gradual_epochs
+        per_run = run_epochs
     else:
         ov = _overrides(row, imp_epochs, extra)
-        if not ROWS[row]:
-            ov = dict(extra)
         result = tfimp.imp(build, train, val, workdir=workdir, verbose=0,
                            **_imp_kwargs(recipe, ov))
         rows = [h for h in result.history if h["round"] > 0]

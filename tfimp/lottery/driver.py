@@ -13,7 +13,12 @@ Example:
 
 Round 0 trains the dense model. Round r >= 1 computes masks from the weights trained in round
 r-1 (so the density is `(1 - rate) ** r`), sets the weights to the rewind point, and retrains
-with fixed masks and a fresh optimizer. The run folder makes it resumable after a kill.
+with fixed masks and a fresh optimizer (with `ramp`, the masks move to the round's density
+during its first part). With `total_epochs` the driver spends a budget: it fits the learning
+rate schedule to each round's length, gives a round the epochs an earlier one left, and with
+`rate="adaptive"` prunes from the last round within the accuracy budget (`budget.py`).
+`strategy="gradual"` instead trains one run that prunes as it goes. The run folder makes all
+of it resumable after a kill.
 """
 
 from __future__ import annotations

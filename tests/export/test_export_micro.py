@@ -122,3 +122,24 @@ def test_bad_arguments(int8_setup, tmp_path):
         to_micro(tmp_path / "missing.tflite", tmp_path)
     with pytest.raises(ValueError, match="truncated or corrupted"):
         to_micro(blob[: len(blob) // 3], tmp_path)
+
+
+def test_micro_file_is_checked_against_litert_builtin_kernels_bit_for_bit(tmp_path):
+    # XNNPACK's int8 convolutions round differently from TFLite Micro's reference kernels
+    # (4-6 steps on this Conv1D network); LiteRT's builtin kernels share TFLM's arithmetic,
+    # so the file must match them exactly.
+    import keras
+
+    from tfimp import data, models
+    from tfimp.export import Int8, to_micro, to_tflite
+
+    d = data.get("mnist1d")
+    keras.utils.set_random_seed(0)
+    model = models.mnist1d_cnn(input_shape=(40, 1), num_classes=10)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(d.x_train[:1024], d.y_train[:1024], epochs=2, batch_size=64, verbose=0)
+    path = tmp_path / "m.tflite"
+    to_tflite(model, path, quantization=Int8(integer_io=True),
+              representative_data=d.x_train[:256])
+    art = to_micro(path, tmp_path / "micro", inputs=d.x_test[:64], max_diff_steps=0)
+    assert art.max_diff_steps == 0

@@ -56,11 +56,16 @@ def _describe(details: list[dict]) -> list[dict]:
     return out
 
 
-def run_litert(model: bytes, xs: list[np.ndarray]) -> tuple[list, list, dict]:
-    """Outputs of the default LiteRT interpreter (XNNPACK included) for batch-first inputs."""
-    from ai_edge_litert.interpreter import Interpreter
+def run_litert(model: bytes, xs: list[np.ndarray], builtin: bool = False
+               ) -> tuple[list, list, dict]:
+    """Outputs of the default LiteRT interpreter (XNNPACK included) for batch-first inputs;
+    `builtin` runs LiteRT's own kernels instead, whose integer arithmetic TFLite Micro's
+    reference kernels share (XNNPACK rounds int8 differently)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interp = Interpreter(model_content=model)
+    resolver = (OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin
+                else OpResolverType.AUTO)
+    interp = Interpreter(model_content=model, experimental_op_resolver_type=resolver)
     interp.allocate_tensors()
     ins = interp.get_input_details()
     n = len(xs[0])
@@ -130,8 +135,8 @@ def main(argv: list[str]) -> int:
     with np.load(os.path.join(folder, "inputs.npz")) as data:
         xs = [data[f"x{i}"] for i in range(len(data.files))]
     try:
-        if runtime_name == "litert":
-            raw, deq, info = run_litert(model, xs)
+        if runtime_name in ("litert", "litert_builtin"):
+            raw, deq, info = run_litert(model, xs, builtin=runtime_name == "litert_builtin")
         else:
             raw, deq, info = run_tflm(model, xs, arena)
     except Exception as e:  # the runtime's own refusal, reported to the caller

@@ -19,7 +19,8 @@ _CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_child.py")
 # folder would lead sys.path and `inspect.py` there would shadow the standard library's.
 _BOOT = ("import runpy, sys; sys.argv = sys.argv[1:]; "
          "runpy.run_path(sys.argv[0], run_name='__main__')")
-_RUNTIMES = {"litert": "the LiteRT interpreter", "tflm": "the TFLite Micro interpreter"}
+_RUNTIMES = {"litert": "the LiteRT interpreter", "tflm": "the TFLite Micro interpreter",
+             "litert_builtin": "the LiteRT interpreter (builtin kernels, no XNNPACK)"}
 
 
 class RuntimeRefusedError(TfimpError, RuntimeError):
@@ -44,7 +45,8 @@ def as_list(inputs) -> list[np.ndarray]:
 
 
 def run(runtime: str, model: bytes, inputs, timeout: float = 300.0, arena: int = 0) -> RunResult:
-    """Runs `model` on `inputs` with `runtime` ("litert" or "tflm") in a child process.
+    """Runs `model` on `inputs` with `runtime` ("litert", "litert_builtin" or "tflm") in a
+    child process.
 
     Raises:
         RuntimeRefusedError: the runtime raised, crashed, or did not finish in `timeout` s.

@@ -40,6 +40,8 @@ TARGETS = (0.90, 0.95, 0.97, 0.98)
 # IMP budget in epochs.
 ROWS = {
     "gradual": {"strategy": "gradual", "rewind": "init"},
+    # tfmot itself in its own virtualenv (TFIMP_TFMOT_PYTHON); LeNet-300-100 only.
+    "tfmot-gradual": {"tfmot": True},
     "gradual-2x": {"strategy": "gradual", "rewind": "init", "total_epochs": "{E}"},
     "imp-classic": {"total_epochs": None, "epochs_per_round": 20, "rounds": 16, "rate": 0.2,
                     "rewind": "lr", "scope": "global"},
@@ -132,6 +134,25 @@ def _device(model, data, folder: Path) -> dict:
             "micro_encoding": micro.compression}
 
 
+def _tfmot(data, epochs: int, seed: int, workdir: str) -> list[tuple[float, float]]:
+    """tfmot's gradual pruning, run by `bench/tfmot_gradual.py` in tfmot's virtualenv."""
+    import subprocess
+    import sys
+
+    python = os.environ.get("TFIMP_TFMOT_PYTHON")
+    if not python:
+        sys.exit("the tfmot-gradual row needs TFIMP_TFMOT_PYTHON: a python with tf-keras and "
+                 "tensorflow-model-optimization==0.8.1")
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    npz, out = Path(workdir) / "data.npz", Path(workdir) / "tfmot.json"
+    np.savez(npz, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
+             y_test=data.y_test)
+    script = Path(__file__).with_name("tfmot_gradual.py")
+    subprocess.run([python, str(script), str(npz), str(out), "--epochs", str(epochs),
+                    "--seed", str(seed), "--targets", *map(str, TARGETS)], check=True)
+    return [(r["sparsity"], r["accuracy"]) for r in json.loads(out.read_text())["runs"]]
+
+
 def _summary(points: list[tuple[float, float]], dense: float) -> dict:
     """points: (sparsity, accuracy). Accuracy at the first point at or above each target,
     and the sparsest point within 0.5 / 1 point of `dense`."""
@@ -151,6 +172,12 @@ def run_row(row, recipe, data, dense_model, dense_acc, imp_epochs, gradual_epoch
     start = time.time()
     build = runner.make_builder(recipe, data)
     train, val = (data.x_train, data.y_train), (data.x_test, data.y_test)
+    if ROWS[row].get("tfmot"):
+        points, epochs = _tfmot(data, gradual_epochs, recipe.seed, workdir), None
+        out = {"row": row, "epochs": len(TARGETS) * gradual_epochs,
+               "epochs_per_model": gradual_epochs, "seconds": round(time.time() - start, 1),
+               "points": points, **_summary(points, dense_acc)}
+        return out
     if ROWS[row].get("strategy") == "gradual":
         points, epochs, models = [], 0, {}
         run_epochs = imp_epochs if ROWS[row].get("total_epochs") else gradual_epochs

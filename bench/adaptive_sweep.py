@@ -1,0 +1,93 @@
+"""Does `rate="adaptive"` end where an exhaustive sweep says the budget allows?
+
+For each seed: the recipe's budgeted IMP with `rate="adaptive"` (the accuracy budget decides
+how far it goes), and a sweep: fixed 20% steps for `--sweep-rounds` rounds with the same dense
+round and the same epochs per round, run past the budget. Both measure the budget against
+the same dense round 0. Prints the sparsest round within the budget of each, how many 20%
+steps apart they are (adaptive is "within one step" when this is <= 1), and the epochs each
+spent.
+
+    python bench/adaptive_sweep.py --recipe lenet_300_100 --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tfimp  # noqa: E402
+from tfimp.pipeline import runner  # noqa: E402
+from tfimp.pipeline.recipe import load_recipe  # noqa: E402
+
+STEP = 0.2
+
+
+def _run(recipe, data, workdir, **overrides):
+    import dataclasses
+
+    config = tfimp.IMPConfig.from_kwargs(
+        dataclasses.replace(recipe.imp, seed=recipe.seed, stop_at_budget=False), **overrides)
+    start = time.time()
+    result = tfimp.imp(runner.make_builder(recipe, data), (data.x_train, data.y_train),
+                       (data.x_test, data.y_test), config, workdir=workdir, verbose=0)
+    return result, time.time() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="lenet_300_100")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--sweep-rounds", type=int, default=20)
+    parser.add_argument("--out", default="bench/results/adaptive_sweep.json")
+    args = parser.parse_args()
+    recipe = load_recipe(args.recipe).override("data.offline=true")
+    data = runner.load_data(recipe)
+    plan = recipe.imp.epoch_plan
+    adaptive_plan = tfimp.IMPConfig.from_kwargs(recipe.imp, rate="adaptive",
+                                                rounds=None).epoch_plan
+    per_round = adaptive_plan.planned(1)
+    rows = []
+    for seed in args.seeds:
+        r = recipe.override(seed=seed)
+        with tempfile.TemporaryDirectory() as tmp:
+            adaptive, t_a = _run(r, data, f"{tmp}/a", rate="adaptive", rounds=None)
+            sweep, t_s = _run(r, data, f"{tmp}/s", rate=STEP, rounds=args.sweep_rounds,
+                              dense_epochs=plan.dense,
+                              total_epochs=plan.dense + per_round * args.sweep_rounds)
+        budget = recipe.imp.budget
+        a = adaptive.best_round(budget)["sparsity"]
+        s = sweep.best_round(budget)["sparsity"]
+        steps = math.log((1 - a) / (1 - s)) / math.log(1 - STEP) if s < 1 else 0.0
+        row = {"seed": seed, "dense_equal": adaptive.dense_metric == sweep.dense_metric,
+               "adaptive_sparsity": a, "sweep_sparsity": s, "steps_short": round(steps, 2),
+               "adaptive_rounds": len(adaptive.history) - 1,
+               "adaptive_rejected": sum(1 for h in adaptive.history if h.get("accepted") is
+                                        False),
+               "adaptive_epochs": sum(h["epochs"] for h in adaptive.history),
+               "sweep_epochs": sum(h["epochs"] for h in sweep.history),
+               "adaptive_seconds": round(t_a), "sweep_seconds": round(t_s)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    meta = {"machine": f"{platform.platform()}, {os.cpu_count()} cores",
+            "date": time.strftime("%Y-%m-%d"), "argv": " ".join(os.sys.argv)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"meta": meta, "runs": rows}, indent=1))
+    print("| seed | adaptive: sparsest within budget | sweep (20% steps) | steps short | "
+          "adaptive rounds (retried) | epochs adaptive / sweep |\n|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['seed']} | {100 * row['adaptive_sparsity']:.2f}% | "
+              f"{100 * row['sweep_sparsity']:.2f}% | {row['steps_short']:+.2f} | "
+              f"{row['adaptive_rounds']} ({row['adaptive_rejected']}) | "
+              f"{row['adaptive_epochs']} / {row['sweep_epochs']} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -19,6 +19,8 @@ REFERENCE_COUNTS = {
     "resnet20": (274_042, 272_474),
     "ds_cnn": (24_908, 23_756),
     "mobilenet_v1": (221_794, 216_322),
+    # MNIST-1D CNN: 3 x Conv1D(32, 5) on (40, 1), flatten, Dense(10): 192 + 2 * 5,152 + 12,810.
+    "mnist1d_cnn": (23_306, 23_306),
 }
 
 OPS = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
@@ -140,6 +142,7 @@ def test_builders_follow_their_arguments():
     wide = models.mobilenet_v1(alpha=0.5)
     assert wide.get_layer("pw13").filters == 512
     assert models.get("transformer_classifier", vocab_size=50, seq_len=8).input_shape == (None, 8)
+    assert models.mnist1d_cnn(filters=8).count_params() == 48 + 2 * 328 + 3_210
 
 
 def test_transformer_saves_and_loads_with_its_position_embedding(tmp_path):
@@ -160,6 +163,7 @@ SMALL = {
     "resnet8": {"input_shape": (16, 16, 3), "filters": 4},
     "resnet20": {"input_shape": (16, 16, 3), "width": 4},
     "ds_cnn": {"filters": 8},
+    "mnist1d_cnn": {"filters": 8},
     "mobilenet_v1": {"input_shape": (32, 32, 3)},
     "transformer_classifier": {"vocab_size": 60, "seq_len": 8},
 }
@@ -186,7 +190,27 @@ def test_every_architecture_can_be_pruned():
     (lambda: models.mobilenet_v1(input_shape=(96, 96, 1)), "3 channels"),
     (lambda: models.transformer_classifier(dropout=1.0), "dropout"),
     (lambda: models.ds_cnn(filters=0), "filters"),
+    (lambda: models.mnist1d_cnn(input_shape=(40,)), "input_shape"),
+    (lambda: models.mnist1d_cnn(filters=0), "filters"),
 ])
 def test_bad_arguments_name_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_mnist1d_cnn_learns_mnist1d_and_runs_int8_in_tflite_micro(tmp_path):
+    from tfimp import data
+    from tfimp.export import to_micro, to_tflite
+
+    ds = data.get("mnist1d")
+    keras.utils.set_random_seed(0)
+    model = models.mnist1d_cnn()
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(ds.x_train, ds.y_train, batch_size=64, epochs=2, verbose=0)
+    assert model.evaluate(ds.x_test, ds.y_test, verbose=0)[1] > 0.6  # chance is 0.1
+    int8 = to_tflite(model, quantization="int8", representative_data=ds.x_train[:256],
+                     verify=(ds.x_test[:300], ds.y_test[:300]))
+    assert int8.report.verification.agreement >= 0.95
+    micro = to_micro(int8.model_bytes, tmp_path, inputs=ds.x_test[:8])  # bit-exact check inside
+    assert "CONV_2D" in micro.ops and 0 < micro.arena_bytes < 16_384

@@ -19,7 +19,7 @@ from tfimp.pipeline.recipe import (
 )
 
 RECIPES = ("lenet_300_100", "lenet5", "resnet8", "resnet20", "ds_cnn", "mobilenet_v1_vww",
-           "transformer_text")
+           "transformer_text", "mnist1d_cnn")
 
 
 def test_all_architectures_have_a_recipe():

@@ -2,8 +2,8 @@
 
 Ten 1-D digit templates, padded, scaled, translated, sheared and noised into 40-sample signals:
 harder than scikit-learn's digits, yet small enough to train in seconds. The `mnist1d` package
-generates the data offline from its templates; with its standard arguments (seed 42) that is
-the published 4,000 / 1,000 split, so nothing is downloaded.
+generates the data offline from its templates; its standard arguments (seed 42) give the
+standard 4,000 / 1,000 split, so nothing is downloaded (its `get_dataset` would download).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tfimp._util.validate import flag, integer
 from tfimp.data.base import Dataset
 
 STANDARD_SEED = 42
-"""The seed of the package's standard arguments, which give the published split."""
+"""The seed of the package's standard arguments, which give the standard split."""
 
 
 def mnist1d(flatten: bool = False, seed: int = STANDARD_SEED) -> Dataset:

@@ -39,10 +39,11 @@ TARGETS = (0.90, 0.95, 0.97, 0.98)
 # Named rows: IMPConfig overrides on top of the recipe's own `imp` section. "{E}" is the
 # IMP budget in epochs.
 ROWS = {
-    "gradual": {"strategy": "gradual", "rewind": "init"},
+    "gradual": {"strategy": "gradual", "rewind": "init", "scope": "global"},
     # tfmot itself in its own virtualenv (TFIMP_TFMOT_PYTHON); LeNet-300-100 only.
     "tfmot-gradual": {"tfmot": True},
-    "gradual-2x": {"strategy": "gradual", "rewind": "init", "total_epochs": "{E}"},
+    "gradual-2x": {"strategy": "gradual", "rewind": "init", "scope": "global",
+                   "total_epochs": "{E}"},
     "imp-classic": {"total_epochs": None, "epochs_per_round": 20, "rounds": 16, "rate": 0.2,
                     "rewind": "lr", "scope": "global"},
     "budgeted": {"total_epochs": "{E}", "rate": 0.45, "rounds": 6, "rewind": "allr"},

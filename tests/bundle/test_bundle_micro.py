@@ -99,9 +99,9 @@ def test_model_check_accepts_the_model_and_refuses_another(micro_bundle, tmp_pat
     assert compile_and_run(other) == "mismatch"
 
 
-TFLM_DIR = os.environ.get("TFLM_DIR")
-needs_tflm = pytest.mark.skipif(not (TFLM_DIR and GXX), reason="set TFLM_DIR to a tflite-micro "
-                                "checkout whose third-party downloads are in place")
+TFLM_DIR = os.environ.get("TFIMP_TFLM_DIR") or os.environ.get("TFLM_DIR")
+needs_tflm = pytest.mark.skipif(not (TFLM_DIR and GXX), reason="set TFIMP_TFLM_DIR to a "
+                                "tflite-micro checkout whose third-party downloads are in place")
 
 
 @needs_tflm

@@ -376,12 +376,12 @@ def main(argv=None) -> int:
           "flash B | instructions/inference | build s | run s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for folder in map(Path, args.bundles):
-        xs = random_inputs(folder, args.samples)
         for target in targets:
             try:
+                xs = random_inputs(folder, args.samples)
                 run = run_bundle(folder, xs, target, args.tflm_dir, args.library)
                 check_bit_exact(folder, xs, run)
-            except (TflmBuildError, ValueError) as e:
+            except (TflmBuildError, ValueError, FileNotFoundError) as e:
                 print(f"error: {folder} on {target}: {e}")
                 return 1
             print(_row(folder, run), flush=True)

@@ -53,35 +53,33 @@ def _pruned(model, fraction=0.9):
     return model
 
 
-@pytest.fixture(scope="module")
-def lenets(tmp_path_factory):
-    """int8 .tflite files of LeNet-300-100 and LeNet-5 with 90% of each kernel pruned."""
+def _lenet_tflite(name: str, path):
+    """An int8 .tflite of LeNet-300-100 or LeNet-5 with 90% of each kernel pruned."""
     import keras
 
     from tfimp import models
     from tfimp.export import Int8, to_tflite
 
-    folder = tmp_path_factory.mktemp("lenets")
-    paths = {}
-    for name in MODELS:
-        keras.utils.set_random_seed(0)
-        model = _pruned(getattr(models, name)())
-        rep = np.random.default_rng(1).random((16, *_SHAPES[name])).astype("float32")
-        paths[name] = folder / f"{name}.tflite"
-        to_tflite(model, paths[name], quantization=Int8(integer_io=True),
-                  representative_data=rep)
-    return paths
+    keras.utils.set_random_seed(0)
+    model = _pruned(getattr(models, name)())
+    rep = np.random.default_rng(1).random((16, *_SHAPES[name])).astype("float32")
+    to_tflite(model, path, quantization=Int8(integer_io=True), representative_data=rep)
+    return path
 
 
 @pytest.fixture(scope="module")
-def bundles(lenets, tmp_path_factory):
+def bundles(tmp_path_factory):
+    """Builds (once) the micro bundle of a model in an encoding, when a test first asks."""
+    folder = tmp_path_factory.mktemp("lenets")
     made = {}
 
     def get(name, encoding):
+        if name not in made:
+            made[name] = _lenet_tflite(name, folder / f"{name}.tflite")
         if (name, encoding) not in made:
-            out = tmp_path_factory.mktemp("b") / f"{name}_{encoding or 'none'}"
-            made[name, encoding] = build(lenets[name], "micro", out, compression=encoding,
-                                         profile=False)
+            made[name, encoding] = build(made[name], "micro",
+                                         folder / f"{name}_{encoding or 'none'}",
+                                         compression=encoding, profile=False)
         return made[name, encoding]
 
     return get

@@ -147,3 +147,14 @@ def test_bad_arguments_name_the_fix(tmp_path):
         tb._tflm_dir(tmp_path)
     with pytest.raises(tb.TflmBuildError, match="No libtensorflow-microlite.a for host"):
         tb.find_library(tmp_path, "host")
+    with pytest.raises(ValueError, match="Argument `library` must be libtensorflow-micro"):
+        tb._library_file(tmp_path)
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / tb.LIBRARY).write_bytes(b"!<arch>\n")
+    assert tb._library_file(tmp_path) == tmp_path / "lib" / tb.LIBRARY
+
+
+def test_command_line_reports_a_folder_that_is_not_a_bundle(tmp_path, capsys):
+    assert tb.main([str(tmp_path), "--tflm-dir", str(tmp_path), "--target", "host"]) == 1
+    out = capsys.readouterr().out
+    assert "| bundle | encoding | target |" in out and f"error: {tmp_path} on host:" in out

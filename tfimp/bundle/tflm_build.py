@@ -97,6 +97,15 @@ def find_library(tflm_dir, target: str) -> Path:
                          f"(see `python -m tfimp.bundle.tflm_build --help`).")
 
 
+def _library_file(library) -> Path:
+    """`library` itself, or the TFLM library in that folder or its lib/ (a gen/ build folder)."""
+    path = Path(library)
+    for candidate in (path, path / LIBRARY, path / "lib" / LIBRARY):
+        if candidate.is_file():
+            return candidate
+    v.fail("library", str(library), f"{LIBRARY}, or a folder holding it (directly or in lib/)")
+
+
 def run_bundle(bundle, inputs, target: str = "host", tflm_dir=None, library=None,
                work_dir=None, timeout: float = 600) -> BundleRun:
     """Compiles `bundle` with `inputs` compiled in and runs it on `target`.
@@ -107,7 +116,9 @@ def run_bundle(bundle, inputs, target: str = "host", tflm_dir=None, library=None
         target: "host" or "cortex-m4" (QEMU's mps2-an386 board).
         tflm_dir: the TensorFlow Lite Micro tree (headers and downloads); None reads the
             TFIMP_TFLM_DIR environment variable.
-        library: the `libtensorflow-microlite.a` to link; None finds it under `tflm_dir`/gen.
+        library: the `libtensorflow-microlite.a` to link, or its build folder (e.g.
+            gen/cortex_m_generic_cortex-m4+fp_default_cmsis_nn_gcc); None finds it under
+            `tflm_dir`/gen.
         work_dir: folder for the build; None uses a temporary one, removed afterwards.
         timeout: seconds allowed for the run.
     """
@@ -116,7 +127,7 @@ def run_bundle(bundle, inputs, target: str = "host", tflm_dir=None, library=None
     _check_target(target)
     bundle = Path(bundle)
     tflm = _tflm_dir(tflm_dir)
-    lib = Path(library) if library is not None else find_library(tflm, target)
+    lib = find_library(tflm, target) if library is None else _library_file(library)
     specs = _output_specs(bundle)
     xs = _raw_inputs(bundle, inputs)
     with _folder(work_dir) as work:
@@ -368,7 +379,8 @@ def main(argv=None) -> int:
     parser.add_argument("bundles", nargs="+", help="micro bundle folders")
     parser.add_argument("--tflm-dir", help="TensorFlow Lite Micro tree (default: $TFIMP_TFLM_DIR)")
     parser.add_argument("--target", choices=[*TARGETS, "both"], default="both")
-    parser.add_argument("--library", help=f"{LIBRARY} to link (default: found under gen/)")
+    parser.add_argument("--library", help=f"{LIBRARY} to link, or its build folder "
+                        "(default: found under the tree's gen/)")
     parser.add_argument("--samples", type=int, default=4, help="random test inputs per model")
     args = parser.parse_args(argv)
     targets = TARGETS if args.target == "both" else (args.target,)

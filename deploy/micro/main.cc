@@ -124,6 +124,7 @@ void SetInputs(tflite::MicroInterpreter& interpreter) {
   }
 }
 
+#if defined(TFIMP_TEST_INPUTS)
 #if defined(TFIMP_SYSTICK)
 // The Armv7-M SysTick timer counting down on the processor clock: ticks per inference.
 volatile uint32_t* const kSysTick = reinterpret_cast<volatile uint32_t*>(0xE000E010);
@@ -142,7 +143,6 @@ void StartTicks() {}
 long Ticks() { return -1; }
 #endif
 
-#if defined(TFIMP_TEST_INPUTS)
 // Runs the samples of test_inputs.h and prints each output's raw bytes in hex, so that they
 // can be compared with another TFLite Micro run bit for bit.
 bool RunTestInputs(tflite::MicroInterpreter& interpreter) {

@@ -51,6 +51,7 @@ def test_no_data_files_and_every_template_file_is_package_data():
 def test_the_checkout_finds_recipes_and_templates():
     assert recipes_dir() == ROOT / "recipes"
     assert "lenet_300_100" in available() and "__init__" not in available()
+    assert template_root() == ROOT / "deploy"
     assert (template_root() / "micro" / "Makefile").is_file()
     assert (template_root() / "rpi" / "run.py").is_file()
 

@@ -4,9 +4,8 @@
 #   include(path/to/this/bundle/tflm.cmake)
 #
 # {{decode_note}}
-# TFIMP_TFLM_COMPRESSION compiles the runner with TFLite Micro's compression option
-# ({{compression_define}}); build TFLM_LIB with the same option ({{compression_make}}), or
-# set it OFF for a library built without it: TFLM builds the DECODE op either way.
+# TFIMP_TFLM_COMPRESSION compiles the runner with TFLite Micro's separate compressed-tensor
+# option ({{compression_define}}); only for a TFLM_LIB built with it ({{compression_make}}).
 option(TFIMP_TFLM_COMPRESSION "Compile with TFLite Micro's {{compression_define}}" {{tflm_compression_cmake}})
 set(TFLM_DOWNLOADS ${TFLM_DIR}/tensorflow/lite/micro/tools/make/downloads)
 add_executable(model_runner

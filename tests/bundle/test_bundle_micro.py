@@ -99,16 +99,21 @@ def test_model_check_accepts_the_model_and_refuses_another(micro_bundle, tmp_pat
     assert compile_and_run(other) == "mismatch"
 
 
-TFLM_DIR = os.environ.get("TFLM_DIR")
-needs_tflm = pytest.mark.skipif(not (TFLM_DIR and GXX), reason="set TFLM_DIR to a tflite-micro "
-                                "checkout whose third-party downloads are in place")
+TFLM_DIR = os.environ.get("TFIMP_TFLM_DIR") or os.environ.get("TFLM_DIR")
+needs_tflm = pytest.mark.skipif(not (TFLM_DIR and GXX), reason="set TFIMP_TFLM_DIR to a "
+                                "tflite-micro checkout whose third-party downloads are in place")
 
 
 @needs_tflm
-def test_runner_compiles_against_tflite_micro(micro_bundle):
+@pytest.mark.parametrize("flags", [(), ("-DTFIMP_TEST_INPUTS", "-DTFIMP_SYSTICK")])
+def test_runner_compiles_against_tflite_micro(micro_bundle, tmp_path, flags):
+    from tfimp.bundle.tflm_build import test_inputs_header
+
     downloads = f"{TFLM_DIR}/tensorflow/lite/micro/tools/make/downloads"
-    proc = subprocess.run([GXX, "-std=c++17", "-Wall", "-Werror", "-fsyntax-only",
-                           "-DTF_LITE_STATIC_MEMORY", f"-I{micro_bundle}", f"-isystem{TFLM_DIR}",
+    (tmp_path / "test_inputs.h").write_text(test_inputs_header([np.zeros((2, 8, 8, 1), "int8")]))
+    proc = subprocess.run([GXX, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-c", "-o",
+                           str(tmp_path / "main.o"), *flags, "-DTF_LITE_STATIC_MEMORY",
+                           f"-I{micro_bundle}", f"-I{tmp_path}", f"-isystem{TFLM_DIR}",
                            f"-isystem{downloads}/flatbuffers/include",
                            f"-isystem{downloads}/gemmlowp", str(micro_bundle / "main.cc")],
                           capture_output=True, text=True)

@@ -45,17 +45,20 @@ def test_the_bundle_holds_the_compressed_model_and_its_encodings(compressed_bund
     assert run.arena_bytes <= micro["arena_size"]
 
 
-def test_resolver_main_makefile_and_cmake_enable_decode(compressed_bundle):
+def test_resolver_registers_decode_and_the_build_needs_no_option(compressed_bundle):
     ops_h = (compressed_bundle / "model_ops.h").read_text()
     assert "resolver.AddDecode()" in ops_h
     assert len(re.findall(r"resolver\.Add\w+\(\)", ops_h)) == len(
         set(inspect(compressed_bundle / MODEL_FILE).ops))
-    assert "TFLM_COMPRESSION ?= yes" in (compressed_bundle / "Makefile").read_text()
-    assert "USE_TFLM_COMPRESSION\" ON)" in (compressed_bundle / "tflm.cmake").read_text()
-    assert "USE_TFLM_COMPRESSION" in (compressed_bundle / "main.cc").read_text()
+    # DECODE is in every TFLM build; the compressed-tensor option would need another library
+    assert "TFLM_COMPRESSION ?= no" in (compressed_bundle / "Makefile").read_text()
+    assert "USE_TFLM_COMPRESSION\" OFF)" in (compressed_bundle / "tflm.cmake").read_text()
+    assert "TFLM_DECODE op" in (compressed_bundle / "main.cc").read_text()
+    build_record = read_manifest(compressed_bundle)["micro"]["build"]
+    assert build_record["decode_op"] is True and build_record["tflm_compression"] is False
     readme = (compressed_bundle / "README.md").read_text()
     assert "## Compression" in readme and "| pruning |" in readme
-    assert "USE_TFLM_COMPRESSION=yes" in readme and "{{" not in readme
+    assert "Build option: none" in readme and "{{" not in readme
 
 
 def test_uncompressed_bundles_leave_the_option_off(plain_bundle):
@@ -68,7 +71,7 @@ def test_uncompressed_bundles_leave_the_option_off(plain_bundle):
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
-@pytest.mark.parametrize("override, flags", [((), True), (("TFLM_COMPRESSION=no",), False)])
+@pytest.mark.parametrize("override, flags", [((), False), (("TFLM_COMPRESSION=yes",), True)])
 def test_makefile_passes_the_option_to_library_and_runner(compressed_bundle, override, flags):
     show = "show: ; @echo 'flags=$(TFLM_FLAGS)|cxx=$(CXXFLAGS)|gen=$(TFLM_GEN)'"
     out = subprocess.run(["make", "-s", "-C", str(compressed_bundle), f"--eval={show}",
@@ -81,16 +84,19 @@ def test_makefile_passes_the_option_to_library_and_runner(compressed_bundle, ove
 
 @pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("g++") is None,
                     reason="needs cmake and g++")
-def test_cmake_snippet_defines_the_option(compressed_bundle, tmp_path):
+@pytest.mark.parametrize("option, defs", [((), "TF_LITE_STATIC_MEMORY"),
+                                          (("-DTFIMP_TFLM_COMPRESSION=ON",),
+                                           "TF_LITE_STATIC_MEMORY;USE_TFLM_COMPRESSION")])
+def test_cmake_snippet_defines_the_option_on_request(compressed_bundle, tmp_path, option, defs):
     (tmp_path / "CMakeLists.txt").write_text(
         "cmake_minimum_required(VERSION 3.16)\nproject(check CXX)\n"
         "set(TFLM_DIR /opt/tflm)\nset(TFLM_LIB /opt/tflm/libtensorflow-microlite.a)\n"
         f"include({compressed_bundle}/tflm.cmake)\n"
         "get_target_property(defs model_runner COMPILE_DEFINITIONS)\n"
         "message(STATUS \"defs=${defs}\")\n")
-    out = subprocess.run(["cmake", "-S", str(tmp_path), "-B", str(tmp_path / "b")],
+    out = subprocess.run(["cmake", "-S", str(tmp_path), "-B", str(tmp_path / "b"), *option],
                          capture_output=True, text=True, check=True).stdout
-    assert "defs=TF_LITE_STATIC_MEMORY;USE_TFLM_COMPRESSION" in out
+    assert f"defs={defs}\n" in out
 
 
 def test_compression_is_for_micro_and_for_uncompressed_models(models, compressed_bundle,

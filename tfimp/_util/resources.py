@@ -24,10 +24,14 @@ def data_folder(package: str, source_folder: str) -> Path:
     Raises:
         FileNotFoundError: neither exists (a broken installation); the message says which.
     """
+    local = SOURCE_ROOT / source_folder
+    if (SOURCE_ROOT / "pyproject.toml").is_file() and local.is_dir():
+        # A source checkout reads its own folders, even when another checkout is installed.
+        return local
     try:
         root = resources.files(package)
     except ModuleNotFoundError:
-        root = SOURCE_ROOT / source_folder
+        root = local
     if not isinstance(root, Path) or not root.is_dir():
         raise FileNotFoundError(
             f"tfimp's `{source_folder}/` folder was not found: the package {package!r} is not "

@@ -11,8 +11,9 @@ from tfimp.export.tflm_compression import DECODE_OP
 
 ARENA_MARGIN = 0.25
 MODEL_ARRAY = "g_model"
-# TFLite Micro's compression build option: `make USE_TFLM_COMPRESSION=yes` defines it for the
-# library; the application must be compiled with the same define.
+# TFLite Micro's compressed-tensor build option (`make USE_TFLM_COMPRESSION=yes`, linux and
+# xtensa targets only). The DECODE op needs no option: every TFLM build has it. The bundle
+# leaves the option off; a runner and a library built with it must agree on it.
 TFLM_COMPRESSION_MAKE = "USE_TFLM_COMPRESSION=yes"
 TFLM_COMPRESSION_DEFINE = "USE_TFLM_COMPRESSION"
 _C_TYPES = {"float32": "kTfLiteFloat32", "int8": "kTfLiteInt8", "uint8": "kTfLiteUInt8",
@@ -125,7 +126,8 @@ def write(stage: Path, ctx) -> None:
                          "board": ctx.board, "fit": verdict, "model_fnv1a64": fnv1a64(data),
                          "tflm_vs_litert_max_diff_steps": art.max_diff_steps,
                          "compression": _compression_record(art),
-                         "build": {"tflm_compression": decode, "make": TFLM_COMPRESSION_MAKE,
+                         "build": {"tflm_compression": False, "decode_op": decode,
+                                   "make": TFLM_COMPRESSION_MAKE,
                                    "define": TFLM_COMPRESSION_DEFINE}}
     manifest["profile"] = {"tool": "tflite-micro (python interpreter, reference kernels)",
                            "arena_bytes": art.arena_bytes, "flash_bytes": len(data)}
@@ -203,13 +205,12 @@ def _compression_text(micro: dict) -> str:
 
 
 def _build_values(decode: bool) -> dict:
-    return {"tflm_compression": "yes" if decode else "no",
-            "tflm_compression_cmake": "ON" if decode else "OFF",
+    return {"tflm_compression": "no", "tflm_compression_cmake": "OFF",
             "compression_make": TFLM_COMPRESSION_MAKE,
             "compression_define": TFLM_COMPRESSION_DEFINE,
             "decode_note": (f"The model decodes compressed weights with the {DECODE_OP} op "
-                            f"(registered in model_ops.h)." if decode else
-                            "The model holds no compressed weights.")}
+                            "(registered in model_ops.h), which every TFLite Micro build has."
+                            if decode else "The model holds no compressed weights.")}
 
 
 def _write_sources(stage: Path, manifest: dict, values: dict, table: str) -> None:
@@ -227,7 +228,7 @@ def _write_sources(stage: Path, manifest: dict, values: dict, table: str) -> Non
         num_ops=len(micro["ops"]), ops=", ".join(micro["ops"]),
         arena_measured=micro["arena_bytes_measured"], arena_size=micro["arena_size"],
         margin_percent=f"{100 * micro['arena_margin']:g}", fit=table,
-        compression=_compression_text(micro), **_build_values(micro["build"]["tflm_compression"]),
+        compression=_compression_text(micro), **_build_values(micro["build"]["decode_op"]),
     )
     for name in ("main.cc", "model_check.h", "README.md", "Makefile", "tflm.cmake"):
         (stage / name).write_text(render_file("micro", name, values))

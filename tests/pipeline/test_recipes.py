@@ -106,7 +106,7 @@ def test_keyword_overrides_and_unchanged_original():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("rate=abc", r"`imp.rate` expects a number. Received: 'abc'"),
+    ("rate=abc", r"Argument `imp.rate` must be a fraction in \(0, 1\) or 'adaptive'"),
     ("rounds=1.5", r"`imp.rounds` expects an integer"),
     ("imp.rat=0.2", r"Unknown recipe field `imp.rat`. Did you mean imp.rate"),
     ("rate=1.5", r"Argument `imp.rate` must be a number in \(0, 1\). Received: imp.rate=1.5"),

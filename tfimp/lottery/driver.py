@@ -767,6 +767,8 @@ class _Driver:
         self._round_info = {"parent": parent, "step": round(step, 6),
                             "target_density": density, **self._round_info}
         trained = self._train(self._trainer(pruned, model, lr), r, epochs, callbacks)
+        if self.cfg.ramp and not self.channels:
+            _finish_schedule(pruned)
         return pruned, trained
 
     def _layer_targets(self, model, density: float) -> dict | None:
@@ -817,6 +819,7 @@ class _Driver:
         _compile_like(pruned, model, lr_lib.stretched(model, steps))
         self._round_info = {"target_density": 1.0 - target}
         trained = self._train(pruned, 1, epochs, [_update_masks()])
+        _finish_schedule(pruned)
         return pruned, trained
 
     def _trainer(self, pruned, model, lr) -> keras.Model:
@@ -1102,6 +1105,15 @@ def _gradual_epochs(cfg: IMPConfig) -> tuple[int, int]:
         return cfg.dense_epochs or cfg.epochs_per_round, cfg.epochs_per_round
     dense = cfg.dense_epochs or budget_lib.dense_share(total)
     return dense, total - dense
+
+
+def _finish_schedule(pruned) -> None:
+    """Masks at the schedule's final sparsity even when the round was too short to get there
+    (a no-op when it did: pruned weights stay pruned and the count is already right)."""
+    from tfimp.sparsity.engine import update_masks
+
+    end = max(w.schedule.last_step() or 0 for w in pruned_layers(pruned))
+    update_masks(pruned, step=end, force=True)
 
 
 def _update_masks():

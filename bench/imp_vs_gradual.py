@@ -269,7 +269,7 @@ def _save(path: str, results: list[dict]) -> None:
 def table(results: list[dict]) -> str:
     lines = ["| recipe | row | epochs | " + " | ".join(f"acc @{int(t * 100)}%" for t in TARGETS)
              + " | sparsest within 0.5 pt | within 1 pt | wall s | int8 B | TFLM flash B |"
-             " TFLM arena B |", "|---" * (10 + len(TARGETS) - 4) + "|---|---|---|---|"]
+             " TFLM arena B |", "|---" * (9 + len(TARGETS)) + "|"]
     keys = sorted({(r["recipe"], r["row"]) for r in results}, key=lambda k: (k[0], k[1]))
 
     def ms(values, pct=True, fmt="{:.2f}"):

@@ -44,15 +44,23 @@ def test_dense_share_is_a_quarter_and_at_least_one():
 
 
 def test_adaptive_rate_grows_with_margin_and_halves_its_log_step_beyond_the_budget():
-    rate = budget.AdaptiveRate(budget=0.01, step=0.5)
+    rate = budget.AdaptiveRate(budget=0.01, step=0.3, grow=1.5, max_step=0.9)
     rate.update(1, drop=0.002)            # within half the budget: grows
     assert rate.good_round == 1
-    assert rate.step == pytest.approx(1 - 0.5 ** 1.5)
+    assert rate.step == pytest.approx(1 - 0.7 ** 1.5)
     rate.update(2, drop=0.008)            # within, without margin: same step
-    assert rate.good_round == 2 and rate.step == pytest.approx(1 - 0.5 ** 1.5)
+    assert rate.good_round == 2 and rate.step == pytest.approx(1 - 0.7 ** 1.5)
     rate.update(3, drop=0.05)             # beyond: back to round 2, log step halved
     assert rate.good_round == 2
-    assert rate.step == pytest.approx(1 - 0.5 ** 0.75)
+    assert rate.step == pytest.approx(1 - 0.7 ** 0.75)
+
+
+def test_adaptive_rate_defaults_start_at_the_fixed_step_and_stay_below_60_percent():
+    rate = budget.AdaptiveRate(budget=0.01)
+    assert rate.step == 0.45
+    for r in range(1, 6):
+        rate.update(r, drop=0.0)
+    assert rate.step == 0.6
 
 
 def test_adaptive_rate_is_done_when_the_step_gets_small():

@@ -172,19 +172,9 @@ def check_bit_exact(bundle, inputs, run: BundleRun) -> None:
 def random_inputs(bundle, n: int, seed: int = 0) -> list[np.ndarray]:
     """`n` random samples per model input, raw values in the input's dtype."""
     from tfimp.export import inspect
+    from tfimp.export.micro import random_inputs as model_inputs
 
-    info = inspect(_model_path(bundle))
-    rng = np.random.default_rng(seed)
-    xs = []
-    for i in info.inputs:
-        t = info.tensors[i]
-        shape = (n, *t.shape[1:])
-        if t.dtype.startswith("float"):
-            xs.append(rng.standard_normal(shape).astype(np.float32))
-        else:
-            lim = np.iinfo(np.dtype(t.dtype))
-            xs.append(rng.integers(lim.min, lim.max, shape, endpoint=True).astype(t.dtype))
-    return xs
+    return model_inputs(inspect(_model_path(bundle)), n, seed)
 
 
 def _check_target(target) -> None:

@@ -150,7 +150,7 @@ def to_micro(
     info = inspect(data)
     check_micro_compatible(info)
     source = _uncompressed(data, config)
-    xs = _random_inputs(info, 8) if inputs is None else _checked_inputs(inputs, info)
+    xs = random_inputs(info, 8) if inputs is None else _checked_inputs(inputs, info)
     reference = run_micro(source, xs)
     diff = _compare(source, xs, reference, max_diff_steps)
     if config is None:
@@ -211,8 +211,10 @@ def _checked_inputs(inputs, info: ModelInfo) -> list[np.ndarray]:
     return xs
 
 
-def _random_inputs(info: ModelInfo, n: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
+def random_inputs(info: ModelInfo, n: int, seed: int = 0) -> list[np.ndarray]:
+    """`n` random samples per input of the model `info` describes, raw values in the input's
+    dtype (standard normal for float inputs, the whole range for integer ones)."""
+    rng = np.random.default_rng(seed)
     xs = []
     for i in info.inputs:
         t = info.tensors[i]

@@ -173,7 +173,8 @@ def prune(
             that can't round-trip needs `inplace=True`).
         schedule: a `tfimp.schedules` schedule; a float prunes once to that sparsity now;
             None wraps with all-ones masks (set them later with `update_masks`/`set_masks`).
-        scope: "layer" ranks each tensor alone, "global" ranks all tensors together.
+        scope: "layer" ranks each tensor alone, "global" ranks all tensors together, "lamp"
+            by LAMP scores, "erk" to Erdos-Renyi-kernel densities (`tfimp.sparsity.masks`).
         exclude: layer names, glob patterns ("dense_*") or layer classes to leave dense
             (None: none).
         targets: per-layer final sparsity overrides, keyed like `exclude`.

@@ -47,7 +47,8 @@ from tfimp.sparsity import masks as masks_lib
 from tfimp.sparsity import schedules as schedules_lib
 from tfimp.sparsity.engine import Plan, check_selectors, matches, pruned_layers, select
 from tfimp.sparsity.engine import prune as prune_model
-from tfimp.sparsity.engine import walk_layers
+from tfimp.sparsity.callbacks import UpdateMasks
+from tfimp.sparsity.engine import update_masks, walk_layers
 from tfimp.sparsity.registry import prunable_weights
 from tfimp.sparsity.report import sparsity_report
 
@@ -466,7 +467,7 @@ class _Driver:
         ref = self._ref = self._wrap(reference, reference)
         self.rates = [select(w.layer, cfg.layer_rates) for w in pruned_layers(ref)]
         self.initial_model, self.verbose, self.teacher = initial_model, verbose, teacher
-        self.plan = _epoch_plan(cfg)
+        self.plan = cfg.epoch_plan
         self._dense_epochs = _dense_epochs(cfg)
         self.printer = RoundPrinter(cfg.metric, self.rounds or budget_lib.ADAPTIVE_ROUNDS,
                                     verbose, self.channels)
@@ -746,20 +747,22 @@ class _Driver:
         parent, step = self._parent_and_step(r)
         previous = self.run_dir.load_arrays(f"round_{parent:02d}.npz")
         model.set_weights(unpack("w", previous))
-        density = self._density(parent) * (1.0 - step)
+        start = self._density(parent)
+        density = start * (1.0 - step)
         epochs = self._round_epochs(r)
-        arrays = self._prunable_arrays(model)
+        arrays, old = self._prunable_arrays(model), unpack("m", previous)
         if self.channels:
-            masks = self._next_channel_masks(model, unpack("m", previous), density)
+            masks = self._next_channel_masks(model, old, density)
         else:
-            masks = self._next_masks(arrays, unpack("m", previous), density)
+            masks = self._next_masks(arrays, old, density)
         lr = self._round_lr(model, epochs, step, arrays, masks)
         model.set_weights(self._rewind_weights(previous))
         callbacks = self._patience()
-        if self.cfg.ramp and not self.channels and r > 0:
-            pruned = self._ramped(model, self._density(parent), density, epochs)
-            _set_masks_list(pruned, unpack("m", previous) or _masks_list(pruned))
-            callbacks.append(_update_masks())
+        if self.cfg.ramp:  # IMPConfig refuses a ramp with channel granularity
+            pruned = self._ramped(model, start, density, epochs)
+            if old:  # the dense round has no masks: all ones already
+                _set_masks_list(pruned, old)
+            callbacks.append(UpdateMasks())
         else:
             pruned = self._wrap(model, model)
             _set_masks_list(pruned, masks)
@@ -767,7 +770,7 @@ class _Driver:
         self._round_info = {"parent": parent, "step": round(step, 6),
                             "target_density": density, **self._round_info}
         trained = self._train(self._trainer(pruned, model, lr), r, epochs, callbacks)
-        if self.cfg.ramp and not self.channels:
+        if self.cfg.ramp:  # IMPConfig refuses a ramp with channel granularity
             _finish_schedule(pruned)
         return pruned, trained
 
@@ -785,7 +788,7 @@ class _Driver:
         schedule = schedules_lib.PolynomialDecay(
             1.0 - start, 1.0 - end, begin_step=0,
             end_step=max(1, int(steps * self.cfg.ramp)),
-            frequency=max(1, min(100, self._batches() // 4 or 1)))
+            frequency=max(1, min(100, self._batches() // 4)))
         return prune_model(model, schedule, scope=self.cfg.scope,
                            targets=self._layer_targets(model, end),
                            exclude=self._exclude_in(model), granularity=self.cfg.granularity)
@@ -818,7 +821,7 @@ class _Driver:
                              exclude=self._exclude_in(model), granularity=self.cfg.granularity)
         _compile_like(pruned, model, lr_lib.stretched(model, steps))
         self._round_info = {"target_density": 1.0 - target}
-        trained = self._train(pruned, 1, epochs, [_update_masks()])
+        trained = self._train(pruned, 1, epochs, [UpdateMasks()])
         _finish_schedule(pruned)
         return pruned, trained
 
@@ -1079,13 +1082,6 @@ ADAPTIVE_REFERENCE_RATE = 0.2
 """With rate="adaptive", per-layer rates are read relative to this rate."""
 
 
-def _epoch_plan(cfg: IMPConfig) -> budget_lib.EpochPlan | None:
-    """How an IMP run with `total_epochs` spends them (None without a budget, or gradual)."""
-    if cfg.strategy == "gradual":
-        return None
-    return cfg.epoch_plan
-
-
 def _dense_epochs(cfg: IMPConfig) -> int:
     if cfg.strategy == "gradual":
         return _gradual_epochs(cfg)[0]
@@ -1110,16 +1106,8 @@ def _gradual_epochs(cfg: IMPConfig) -> tuple[int, int]:
 def _finish_schedule(pruned) -> None:
     """Masks at the schedule's final sparsity even when the round was too short to get there
     (a no-op when it did: pruned weights stay pruned and the count is already right)."""
-    from tfimp.sparsity.engine import update_masks
-
     end = max(w.schedule.last_step() or 0 for w in pruned_layers(pruned))
     update_masks(pruned, step=end, force=True)
-
-
-def _update_masks():
-    from tfimp.sparsity.callbacks import UpdateMasks
-
-    return UpdateMasks()
 
 
 def _norm_drop(arrays, masks) -> float:

@@ -55,12 +55,14 @@ def test_adaptive_rate_grows_with_margin_and_halves_its_log_step_beyond_the_budg
     assert rate.step == pytest.approx(1 - 0.7 ** 0.75)
 
 
-def test_adaptive_rate_defaults_start_at_the_fixed_step_and_stay_below_60_percent():
+def test_adaptive_rate_defaults_start_at_30_percent_and_grow_to_45_at_most():
     rate = budget.AdaptiveRate(budget=0.01)
-    assert rate.step == 0.45
-    for r in range(1, 6):
+    assert rate.step == 0.3
+    rate.update(1, drop=0.0)
+    assert rate.step == pytest.approx(1 - 0.7 ** 1.25)
+    for r in range(2, 6):
         rate.update(r, drop=0.0)
-    assert rate.step == 0.6
+    assert rate.step == 0.45
 
 
 def test_adaptive_rate_is_done_when_the_step_gets_small():

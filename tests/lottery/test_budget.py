@@ -65,13 +65,20 @@ def test_adaptive_rate_defaults_start_at_30_percent_and_grow_to_45_at_most():
     assert rate.step == 0.45
 
 
-def test_adaptive_rate_is_done_when_the_step_gets_small():
+def test_adaptive_rate_is_done_when_its_smallest_step_breaks_the_budget():
     rate = budget.AdaptiveRate(budget=0.01, step=0.3, min_step=0.1)
-    r = 0
+    steps = []
     while not rate.done:
-        r += 1
-        rate.update(r, drop=1.0)
-    assert r == 2 and rate.good_round == 0  # 0.3 -> 0.163 -> 0.085 < 0.1
+        steps.append(rate.step)
+        rate.update(len(steps), drop=1.0)
+    # 0.3 -> 0.163 -> 0.085, held at 0.1, which breaks the budget too
+    assert steps == pytest.approx([0.3, 1 - 0.7 ** 0.5, 0.1]) and rate.good_round == 0
+
+
+def test_adaptive_rate_keeps_its_smallest_step_while_rounds_pass():
+    rate = budget.AdaptiveRate(budget=0.01, step=0.1, min_step=0.1)
+    rate.update(1, drop=0.009)            # within the budget, without margin
+    assert not rate.done and rate.step == pytest.approx(0.1) and rate.good_round == 1
 
 
 def test_adaptive_rate_state_round_trips():

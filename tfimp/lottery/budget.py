@@ -95,11 +95,13 @@ class AdaptiveRate:
     The step is kept as `log(1 / (1 - fraction))`, so growing or halving it is the same
     change at any density. After a round within `budget`: the step grows by `grow` when the
     round kept at least half the budget as margin. After a round beyond it: the next round
-    starts again from the last good round, with half the step. Done when the step would prune
-    less than `min_step` of what remains. The first step (30%) is the fixed rate that went
-    furthest on LeNet-300-100, the largest (45%) the one that did on MNIST-1D; starting at 45%
-    and growing to 60% broke the budget in 3-4 of 10 rounds and ended 1.1-1.4 steps of 20%
-    short of the best fixed rate (docs/results.md, "Adaptive rate against a sweep").
+    starts again from the last good round, with half the step, but not less than `min_step`
+    of what remains. Done when a round of `min_step` breaks the budget: the budget's edge is
+    found to within `min_step` (a run that ran out of epochs ends earlier). The first step
+    (30%) is the fixed rate that went furthest on LeNet-300-100, the largest (45%) the one that
+    did on MNIST-1D; starting at 45% and growing to 60% broke the budget in 3-4 of 10 rounds
+    and ended 1.1-1.4 steps of 20% short of the best fixed rate (docs/results.md, "Adaptive
+    rate against a sweep").
     """
 
     budget: float
@@ -108,6 +110,7 @@ class AdaptiveRate:
     max_step: float = 0.45
     grow: float = 1.25
     good_round: int = 0
+    edge: bool = False
 
     def __post_init__(self):
         for name in ("step", "min_step", "max_step"):
@@ -131,13 +134,15 @@ class AdaptiveRate:
             self.good_round = r
             if drop <= self.budget / 2:
                 log_step *= self.grow
+        elif self.step <= self.min_step + 1e-12:
+            self.edge = True
         else:
             log_step /= 2
-        self.step = min(self.max_step, self._fraction(log_step))
+        self.step = min(self.max_step, max(self.min_step, self._fraction(log_step)))
 
     @property
     def done(self) -> bool:
-        return self.step < self.min_step - 1e-12
+        return self.edge
 
     def state(self) -> dict:
         return dataclasses.asdict(self)

@@ -55,12 +55,12 @@ def test_adaptive_rate_grows_with_margin_and_halves_its_log_step_beyond_the_budg
     assert rate.step == pytest.approx(1 - 0.7 ** 0.75)
 
 
-def test_adaptive_rate_defaults_start_at_30_percent_and_grow_to_45_at_most():
+def test_adaptive_rate_defaults_start_at_20_percent_and_grow_to_45_at_most():
     rate = budget.AdaptiveRate(budget=0.01)
-    assert rate.step == 0.3
+    assert rate.step == 0.2
     rate.update(1, drop=0.0)
-    assert rate.step == pytest.approx(1 - 0.7 ** 1.25)
-    for r in range(2, 6):
+    assert rate.step == pytest.approx(1 - 0.8 ** 1.25)
+    for r in range(2, 8):
         rate.update(r, drop=0.0)
     assert rate.step == 0.45
 

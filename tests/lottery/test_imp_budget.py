@@ -94,7 +94,7 @@ def test_adaptive_steps_grow_with_margin(tmp_path):
     result = _run(tmp_path, total_epochs=8, dense_epochs=2, rate="adaptive", rounds=None,
                   budget=1.0, rewind="allr")
     rows = result.history[1:]
-    assert rows[0]["step"] == pytest.approx(0.3) and len(rows) == 6
+    assert rows[0]["step"] == pytest.approx(0.2) and len(rows) == 6
     for row, after in zip(rows, rows[1:]):
         a = row["step"]
         margin = result.dense_metric - row["val_accuracy"] <= 0.5

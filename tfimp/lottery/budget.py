@@ -97,15 +97,15 @@ class AdaptiveRate:
     round kept at least half the budget as margin. After a round beyond it: the next round
     starts again from the last good round, with half the step, but not less than `min_step`
     of what remains. Done when a round of `min_step` breaks the budget: the budget's edge is
-    found to within `min_step` (a run that ran out of epochs ends earlier). The first step
-    (30%) is the fixed rate that went furthest on LeNet-300-100, the largest (45%) the one that
-    did on MNIST-1D; starting at 45% and growing to 60% broke the budget in 3-4 of 10 rounds
-    and ended 1.1-1.4 steps of 20% short of the best fixed rate (docs/results.md, "Adaptive
-    rate against a sweep").
+    found to within `min_step` (a run that ran out of epochs ends earlier). The first step is
+    IMP's classic 20%, the largest 45% (the recipes' fixed rate); starting at 45% and growing
+    to 60% broke the budget in 3-4 of 10 rounds and ended 1.1-1.4 steps of 20% short of the
+    best fixed rate on LeNet-300-100, starting at 30% ended 1.1 steps short on one MNIST-1D
+    seed (docs/results.md, "Adaptive rate against a sweep").
     """
 
     budget: float
-    step: float = 0.3
+    step: float = 0.2
     min_step: float = 0.1
     max_step: float = 0.45
     grow: float = 1.25

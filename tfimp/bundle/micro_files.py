@@ -8,6 +8,7 @@ from pathlib import Path
 from tfimp.bundle._templates import render_file
 from tfimp.bundle.base import BundleError, readme_values
 from tfimp.export.tflm_compression import DECODE_OP
+from tfimp.export.tflm_sparse import OP as SPARSE_OP
 
 ARENA_MARGIN = 0.25
 MODEL_ARRAY = "g_model"
@@ -29,8 +30,9 @@ def check(info, board, compression) -> None:
         check_micro_compatible(info)
     except MicroError as e:
         raise BundleError(f"The model cannot run on the micro target: {e}") from None
-    if micro_fit.get(compression) is not None and DECODE_OP in info.ops:
-        raise BundleError(f"The model is compressed already (it holds {DECODE_OP} ops). "
+    held = [op for op in (DECODE_OP, SPARSE_OP) if op in info.ops]
+    if micro_fit.get(compression) is not None and held:
+        raise BundleError(f"The model is compressed already (it holds {held[0]} ops). "
                           f"Received: compression={compression!r}. Drop --compression to "
                           f"bundle it as it is.")
     check_board(board)

@@ -256,7 +256,7 @@ def check_mirror(model, stand_in: bytes, xs, run) -> int:
     exposed, extra = _expose(tree, wanted)
     outputs = run(exposed, xs)
     first = len(sg.outputs)
-    values = {t: np.asarray(xs[k]) for k, t in enumerate(inputs)}
+    values = {t: _raw_input(xs[k], sg.tensors[t]) for k, t in enumerate(inputs)}
     values.update({int(t): np.asarray(outputs[k]) for k, t in enumerate(sg.outputs)})
     values.update({t: np.asarray(outputs[first + k]) for k, t in enumerate(extra)})
     compared = 0
@@ -274,6 +274,17 @@ def check_mirror(model, stand_in: bytes, xs, run) -> int:
                                  f"TFLite Micro's dense op in {bad} of {got.size} values.")
         compared += got.size
     return compared
+
+
+def _raw_input(x, tensor) -> np.ndarray:
+    """An input as the interpreter received it: float inputs quantized as the runner does."""
+    from tfimp.export._child import quantize
+
+    dtype = edit.numpy_type(tensor)
+    q = tensor.quantization
+    qp = {} if q is None or q.scale is None else {
+        "scales": np.asarray(q.scale, np.float32), "zero_points": np.asarray(q.zeroPoint)}
+    return quantize(np.asarray(x), {"dtype": dtype, "quantization_parameters": qp})
 
 
 def _expose(tree, wanted: list[int]) -> tuple[bytes, list[int]]:

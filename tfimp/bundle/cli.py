@@ -8,7 +8,7 @@ import json
 from tfimp._util.cli import DEBUG_HELP, verb
 
 from tfimp.bundle.targets import TARGETS
-from tfimp.profile.micro import BOARDS
+from tfimp.export.boards import BOARDS
 
 
 def _bundle_parser() -> argparse.ArgumentParser:

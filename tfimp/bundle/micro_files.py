@@ -41,7 +41,7 @@ def check(info, board, compression) -> None:
 def check_board(board) -> None:
     """Raises ValueError, listing the known boards, unless `board` is None or known."""
     if board is not None:
-        from tfimp.profile.micro import get_board
+        from tfimp.export.boards import get_board
 
         get_board(board)
 
@@ -94,19 +94,18 @@ def _as_list(value) -> list:
 
 
 def _fit_text(flash: int, arena_size: int, ops, board: str | None) -> tuple[str, dict | None]:
-    from tfimp.profile.micro import BOARDS, MicroProfile
+    from tfimp.export.boards import BOARDS, verdict
 
-    need = MicroProfile("model", flash, arena_size, None, tuple(ops))
     rows = ["| board | RAM | flash | verdict (arena incl. margin; model only) |",
             "|---|---|---|---|"]
     for b in BOARDS.values():
-        v = need.check(b)
+        v = verdict(b, flash, arena_size)
         mark = "**chosen** " if b.name == board else ""
         rows.append(f"| {mark}`{b.name}` | {b.ram_bytes // 1024} KiB | "
                     f"{b.flash_bytes // 1024} KiB | {v} |")
     chosen = None
     if board is not None:
-        v = need.check(board)
+        v = verdict(board, flash, arena_size)
         chosen = {"board": v.board, "fits": v.fits, "ram_margin_bytes": v.ram_margin_bytes,
                   "flash_margin_bytes": v.flash_margin_bytes}
     return "\n".join(rows), chosen

@@ -127,7 +127,7 @@ def run_bundle(bundle, inputs, target: str = "host", tflm_dir=None, library=None
 
     _check_target(target)
     bundle = Path(bundle)
-    tflm = _tflm_dir(tflm_dir)
+    tflm = tflm_tree(tflm_dir)
     lib = find_library(tflm, target) if library is None else _library_file(library)
     specs = _output_specs(bundle)
     xs = _raw_inputs(bundle, inputs)
@@ -190,7 +190,8 @@ def _check_target(target) -> None:
                          f"Received: target={target!r}")
 
 
-def _tflm_dir(tflm_dir) -> Path:
+def tflm_tree(tflm_dir) -> Path:
+    """`tflm_dir` (or TFIMP_TFLM_DIR) checked to be a TFLite Micro tree with its downloads."""
     value = tflm_dir if tflm_dir is not None else os.environ.get("TFIMP_TFLM_DIR")
     if value is None:
         raise ValueError("Argument `tflm_dir` must name a TensorFlow Lite Micro tree (or set "

@@ -197,12 +197,24 @@ def _compression_text(micro: dict) -> str:
         else:
             tried.append(f"| {r['name']} | {r['flash_bytes']:,} | {r['arena_bytes']:,} | "
                          f"{'yes' if r['bit_exact'] else 'no'} |")
-    return "\n".join([
-        f"Written: **{comp['encoding']}**. {len(encoded)} constant tensor(s) are stored in "
-        f"TFLite Micro's DECODE encodings; a `{DECODE_OP}` op before each reader writes the "
-        "plain tensor into the tensor arena (the arena column), so flash is traded for RAM. "
-        "Each encoding ran in the TFLite Micro interpreter and matched the uncompressed model "
-        "bit for bit.", "", *rows, "", *tried])
+    sparse = sum(t["encoding"] == "sparse" for t in encoded)
+    decoded = len(encoded) - sparse
+    text = [f"Written: **{comp['encoding']}**."]
+    if decoded:
+        text.append(f"{decoded} constant tensor(s) are stored in TFLite Micro's DECODE "
+                    f"encodings; a `{DECODE_OP}` op before each reader writes the plain tensor "
+                    "into the tensor arena (the arena column), so flash is traded for RAM.")
+    if sparse:
+        text.append(f"{sparse} FULLY_CONNECTED op(s) run tfimp's sparse int8 kernel "
+                    f"(`{SPARSE_OP}`, `sparse_fully_connected.cc`, registered in model_ops.h): "
+                    "their weights stay in flash as non-zeros and column indices, nothing is "
+                    "decoded into the arena, and the arithmetic is TFLite Micro's reference "
+                    "int8 FULLY_CONNECTED.")
+    text.append("Each encoding ran in the TFLite Micro interpreter and matched the uncompressed "
+                "model bit for bit" + (" (a sparse model as its dense stand-in, each sparse op "
+                                       "checked with the kernel's numpy mirror)." if sparse
+                                       else "."))
+    return "\n".join([" ".join(text), "", *rows, "", *tried])
 
 
 def _build_values(decode: bool) -> dict:

@@ -175,3 +175,20 @@ def test_conv_models_keep_their_convolutions_dense(tmp_path):
     assert [o.shape for o in options] == [(32, 128), (10, 32)]
     art = to_micro(data, tmp_path, inputs=x, compression="sparse")
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", ts.OP} <= set(art.ops)
+
+
+def test_auto_mixes_the_sparse_kernel_with_decode_on_convolutions(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6, 6, 16)), keras.layers.Conv2D(32, 3, "valid"),
+                              keras.layers.Flatten(), keras.layers.Dense(16)])
+    for layer in model.layers:
+        if layer.get_weights():
+            k, b = layer.get_weights()
+            k[np.random.default_rng(0).random(k.shape) < 0.9] = 0.0
+            layer.set_weights([k, b])
+    x = np.random.default_rng(1).random((8, 6, 6, 16)).astype("float32")
+    art = to_micro(int8_bytes(model, x), tmp_path, inputs=x, compression="auto")
+    mixed = {r.name: r for r in art.encodings}["sparse+pruning+lut"]
+    assert mixed.bit_exact and mixed.counts()["sparse"] == 1 and mixed.counts()["pruning"] == 1
+    pruning = {r.name: r for r in art.encodings}["pruning"]
+    assert mixed.arena_bytes < pruning.arena_bytes  # only the convolution's weights decoded

@@ -163,7 +163,7 @@ def test_profile_micro_counts_instructions_on_the_emulated_core(bundles):
     q = micro(sparse / "model.tflite", emulate="cortex-m4", tflm_dir=tflm, samples=2)
     assert p.emulated == q.emulated == "cortex-m4"
     assert q.instructions < 0.5 * p.instructions  # 90% of the weights are zero
-    assert q.flash_bytes < 0.3 * p.flash_bytes and q.program_flash_bytes > q.flash_bytes
+    assert q.flash_bytes < 0.4 * p.flash_bytes and q.program_flash_bytes > q.flash_bytes
     assert q.arena_bytes <= p.arena_bytes
     assert "not cycles" in q.table()
 

@@ -88,8 +88,9 @@ def micro(model, board=None, emulate: str | None = None, tflm_dir=None, library=
     """Measures what a model needs on a microcontroller.
 
     The tensor arena is measured by running the model once in the `tflite-micro` interpreter
-    (in a child process). A model TFLite Micro cannot run gets `arena_bytes=None` and the
-    reason in `arena_error`.
+    (in a child process); a model with tfimp's sparse FULLY_CONNECTED op runs as its dense
+    stand-in, which has the same tensors and ops. A model TFLite Micro cannot run gets
+    `arena_bytes=None` and the reason in `arena_error`.
 
     With `emulate="cortex-m4"`, the model also runs as a micro bundle compiled against
     TensorFlow Lite Micro for a Cortex-M4F, under QEMU (`tfimp.bundle.tflm_build`), on
@@ -125,7 +126,7 @@ def micro(model, board=None, emulate: str | None = None, tflm_dir=None, library=
     data = read_model_bytes(model)
     info = inspect(data)
     try:
-        arena, error = measure_arena(data), None
+        arena, error = measure_arena(_runnable(data)), None
     except MicroError as exc:
         arena, error = None, str(exc)
     name = "<bytes>" if isinstance(model, (bytes, bytearray, memoryview)) else str(model)
@@ -135,6 +136,13 @@ def micro(model, board=None, emulate: str | None = None, tflm_dir=None, library=
     if target_board is None:
         return profile
     return dataclasses.replace(profile, verdict=profile.check(target_board))
+
+
+def _runnable(data: bytes) -> bytes:
+    """The model the Python interpreter can run: a sparse one as its dense stand-in."""
+    from tfimp.export import tflm_sparse
+
+    return tflm_sparse.densify(data) if tflm_sparse.has_sparse(data) else data
 
 
 def _check_emulation(emulate, tflm_dir, samples) -> None:

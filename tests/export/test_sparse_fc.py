@@ -179,7 +179,7 @@ def test_conv_models_keep_their_convolutions_dense(tmp_path):
 
 def test_auto_mixes_the_sparse_kernel_with_decode_on_convolutions(tmp_path):
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((6, 6, 16)), keras.layers.Conv2D(32, 3, "valid"),
+    model = keras.Sequential([keras.Input((6, 6, 16)), keras.layers.Conv2D(32, 3),
                               keras.layers.Flatten(), keras.layers.Dense(16)])
     for layer in model.layers:
         if layer.get_weights():

@@ -33,7 +33,7 @@ MAGIC = b"TSFC"
 VERSION = 1
 HEADER_BYTES = 24
 ACTIVATIONS = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
-MAX_COLUMNS = 1 << 16
+MAX_COLUMNS = (1 << 16) - 1  # uint16 indices and per-row counts
 _HEADER = struct.Struct("<4sBBBBIIII")
 
 
@@ -84,7 +84,7 @@ def encode(weights: np.ndarray, scales, activation: int = 0,
                          f"a {weights.dtype} array of shape {weights.shape}.")
     rows, columns = weights.shape
     if columns > MAX_COLUMNS:
-        raise ValueError(f"The sparse FULLY_CONNECTED kernel indexes at most {MAX_COLUMNS} "
+        raise ValueError(f"The sparse FULLY_CONNECTED kernel reads at most {MAX_COLUMNS} "
                          f"input columns with 16 bits; these weights have {columns}.")
     scales = np.asarray(scales, np.float32).reshape(-1)
     if scales.size not in (1, rows):

@@ -11,6 +11,9 @@ set(TFLM_DOWNLOADS ${TFLM_DIR}/tensorflow/lite/micro/tools/make/downloads)
 add_executable(model_runner
   ${CMAKE_CURRENT_LIST_DIR}/main.cc
   ${CMAKE_CURRENT_LIST_DIR}/model_data.cc)
+if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/sparse_fully_connected.cc)  # tfimp's sparse kernel
+  target_sources(model_runner PRIVATE ${CMAKE_CURRENT_LIST_DIR}/sparse_fully_connected.cc)
+endif()
 target_compile_features(model_runner PRIVATE cxx_std_17)
 target_compile_definitions(model_runner PRIVATE TF_LITE_STATIC_MEMORY)
 if(TFIMP_TFLM_COMPRESSION)

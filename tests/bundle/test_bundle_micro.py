@@ -121,6 +121,23 @@ def test_runner_compiles_against_tflite_micro(micro_bundle, tmp_path, flags):
 
 
 @needs_tflm
+def test_sparse_kernel_compiles_warning_free_against_tflite_micro(tmp_path):
+    from tfimp.export.micro import sparse_sources
+
+    for name, blob in sparse_sources().items():
+        (tmp_path / name).write_bytes(blob)
+    downloads = f"{TFLM_DIR}/tensorflow/lite/micro/tools/make/downloads"
+    proc = subprocess.run([GXX, "-std=c++17", "-Wall", "-Wextra", "-Wsign-compare",
+                           "-Wdouble-promotion", "-Wshadow", "-Werror", "-c", "-o",
+                           str(tmp_path / "k.o"), "-DTF_LITE_STATIC_MEMORY", f"-I{tmp_path}",
+                           f"-isystem{TFLM_DIR}", f"-isystem{downloads}/flatbuffers/include",
+                           f"-isystem{downloads}/gemmlowp",
+                           str(tmp_path / "sparse_fully_connected.cc")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@needs_tflm
 @pytest.mark.slow
 def test_runner_builds_with_its_makefile_and_runs(micro_bundle, tmp_path, models):
     lib = f"{TFLM_DIR}/gen/linux_x86_64_default_gcc/lib/libtensorflow-microlite.a"

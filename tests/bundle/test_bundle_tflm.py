@@ -17,7 +17,7 @@ from tfimp.bundle import build, read_manifest
 from tfimp.bundle import tflm_build as tb
 
 MODELS = ("lenet_300_100", "lenet5")
-ENCODINGS = (None, "pruning", "lut")
+ENCODINGS = (None, "pruning", "lut", "sparse")
 _SHAPES = {"lenet_300_100": (784,), "lenet5": (28, 28, 1)}
 
 
@@ -94,7 +94,8 @@ def test_bundle_runs_bit_exact_with_python_tflm(bundles, name, encoding, target)
     bundle = bundles(name, encoding)
     micro = read_manifest(bundle)["micro"]
     assert micro["compression"]["encoding"] == (encoding or "none")
-    assert ("TFLM_DECODE" in micro["ops"]) is (encoding is not None)
+    assert ("TFLM_DECODE" in micro["ops"]) is (encoding in ("pruning", "lut"))
+    assert ("TFIMP_SPARSE_FC" in micro["ops"]) is (encoding == "sparse")
     xs = tb.random_inputs(bundle, 3, seed=1)
     run = tb.run_bundle(bundle, xs, target, tflm)
     tb.check_bit_exact(bundle, xs, run)
@@ -106,6 +107,65 @@ def test_bundle_runs_bit_exact_with_python_tflm(bundles, name, encoding, target)
     else:
         assert len(run.instructions) == 3 and min(run.instructions) > 10_000
         assert run.flash_bytes > micro["flash_bytes"]
+
+
+def _one_fc_tflite(path, columns: int, units: int, per_channel: bool):
+    """An int8 model of one 90%-pruned Dense layer, integer inputs and outputs."""
+    import keras
+
+    from tfimp.export import Int8, to_tflite
+
+    keras.utils.set_random_seed(columns)
+    model = keras.Sequential([keras.Input((columns,)), keras.layers.Dense(units, "relu")])
+    w, b = model.layers[0].get_weights()
+    w[np.random.default_rng(0).random(w.shape) < 0.9] = 0.0
+    model.layers[0].set_weights([w, b + 0.05])
+    rep = np.random.default_rng(1).standard_normal((16, columns)).astype("float32")
+    to_tflite(model, path, quantization=Int8(integer_io=True, per_channel_dense=per_channel),
+              representative_data=rep)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", tb.TARGETS)
+@pytest.mark.parametrize("columns,units,per_channel", [(300, 64, True), (200, 10, False)])
+def test_sparse_kernel_in_cpp_equals_its_mirror_and_the_dense_op(tmp_path, target, columns,
+                                                                units, per_channel):
+    from tfimp.export import sparse_fc, tflm_sparse
+    from tfimp.export import tflite_edit as edit
+
+    tflm = _need(target)
+    model = _one_fc_tflite(tmp_path / "fc.tflite", columns, units, per_channel)
+    bundle = build(model, "micro", tmp_path / "b", compression="sparse", profile=False)
+    xs = tb.random_inputs(bundle, 4, seed=2)
+    run = tb.run_bundle(bundle, xs, target, tflm)
+    tb.check_bit_exact(bundle, xs, run)  # against TFLM's dense op
+    data = (bundle / "model.tflite").read_bytes()
+    (k, ins, outs, blob), = tflm_sparse.sparse_ops(data)
+    assert sparse_fc.read(blob).index_bytes == (1 if columns <= 256 else 2)
+    sg = edit.read(data).subgraphs[0]
+    bias = edit.constant_array(edit.read(data), sg.tensors[ins[2]])
+    mirror = sparse_fc.fully_connected(blob, xs[0], bias, tflm_sparse._quant(sg.tensors[ins[0]]),
+                                       tflm_sparse._quant(sg.tensors[outs[0]]))
+    np.testing.assert_array_equal(run.outputs[0], mirror)
+    assert len({r.tobytes() for r in mirror}) > 1
+
+
+@pytest.mark.slow
+def test_profile_micro_counts_instructions_on_the_emulated_core(bundles):
+    from tfimp.profile import micro
+
+    tflm = _need("cortex-m4")
+    dense = read_manifest(bundles("lenet_300_100", None))
+    sparse = bundles("lenet_300_100", "sparse")
+    p = micro(bundles("lenet_300_100", None) / dense["model"]["file"], emulate="cortex-m4",
+              tflm_dir=tflm, samples=2)
+    q = micro(sparse / "model.tflite", emulate="cortex-m4", tflm_dir=tflm, samples=2)
+    assert p.emulated == q.emulated == "cortex-m4"
+    assert q.instructions < 0.5 * p.instructions  # 90% of the weights are zero
+    assert q.flash_bytes < 0.4 * p.flash_bytes and q.program_flash_bytes > q.flash_bytes
+    assert q.arena_bytes <= p.arena_bytes
+    assert "not cycles" in q.table()
 
 
 @pytest.mark.slow
@@ -144,7 +204,7 @@ def test_bad_arguments_name_the_fix(tmp_path):
     with pytest.raises(ValueError, match="Argument `target` must be one of"):
         tb.find_library(tmp_path, "cortex-m7")
     with pytest.raises(ValueError, match="Argument `tflm_dir` must be a TensorFlow Lite Micro"):
-        tb._tflm_dir(tmp_path)
+        tb.tflm_tree(tmp_path)
     with pytest.raises(tb.TflmBuildError, match="No libtensorflow-microlite.a for host"):
         tb.find_library(tmp_path, "host")
     with pytest.raises(ValueError, match="Argument `library` must be libtensorflow-micro"):

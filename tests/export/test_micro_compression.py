@@ -34,18 +34,23 @@ def test_auto_writes_the_smallest_exact_model_and_reports_each_encoding(mlp, tmp
     data, x = mlp
     art = to_micro(data, tmp_path / "m", inputs=x, compression="auto")
     rows = {r.name: r for r in art.encodings}
-    assert list(rows) == ["none", "pruning", "lut", "pruning+lut"]
+    assert list(rows)[:5] == ["none", "pruning", "lut", "pruning+lut", "sparse"]
     assert rows["none"].flash_bytes == len(data)
-    assert art.compression in ("pruning", "pruning+lut")
-    assert art.model_bytes == min(r.flash_bytes for r in rows.values() if r.flash_bytes)
+    built = [r for r in rows.values() if r.flash_bytes]
+    assert art.compression == min(built, key=lambda r: (r.flash_bytes, r.arena_bytes)).name
+    assert art.model_bytes == min(r.flash_bytes for r in built)
     assert art.model_bytes < 0.6 * len(data)
     written = (tmp_path / "m" / "model.tflite").read_bytes()
     assert written == _array(tmp_path / "m") and len(written) == art.model_bytes
     assert all(r.bit_exact for r in rows.values() if r.flash_bytes)
-    assert art.arena_bytes > rows["none"].arena_bytes  # flash traded for RAM
+    assert rows["pruning"].arena_bytes > rows["none"].arena_bytes  # flash traded for RAM
+    assert rows["sparse"].arena_bytes == rows["none"].arena_bytes  # the sparse kernel's is not
+    pruned = to_micro(data, tmp_path / "p", inputs=x, compression="pruning")
+    written = (tmp_path / "p" / "model.tflite").read_bytes()
     np.testing.assert_array_equal(run_micro(written, x).outputs[0],
                                   run_micro(data, x).outputs[0])
-    assert "AddDecode()" in (tmp_path / "m" / "model_ops.h").read_text()
+    assert "AddDecode()" in (tmp_path / "p" / "model_ops.h").read_text()
+    assert pruned.arena_bytes == rows["pruning"].arena_bytes
     assert f"kTensorArenaSize = {art.arena_size};" in (tmp_path / "m" / "model_data.h").read_text()
     assert "pruning" in art.table() and "arena B" in art.table()
 
@@ -77,7 +82,7 @@ def test_board_gets_the_smallest_model_that_fits(mlp, tmp_path):
     roomy = MicroBoard("roomy", ram_bytes=board.ram_bytes, flash_bytes=none.flash_bytes,
                        core="test", source="test")
     auto = to_micro(data, tmp_path / "auto", inputs=x, compression="auto", board=roomy)
-    assert "fitted to roomy" in auto.compression and auto.model_bytes < none.flash_bytes
+    assert auto.model_bytes < none.flash_bytes and auto.arena_size <= roomy.ram_bytes
 
 
 def test_nothing_fits_refuses_with_figures_and_writes_nothing(mlp, tmp_path):

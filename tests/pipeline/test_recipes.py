@@ -122,8 +122,8 @@ def test_keyword_overrides_and_unchanged_original():
     ("optimizer=lion", r"`train.optimizer` must be one of"),
     ("threads=0", r"`profile.threads` must be a positive integer"),
     ("layer_rates=[1]", r"`imp.layer_rates` expects a dict"),
-    ("micro_compression=zip", r"`export.micro_compression` must be None, 'pruning', 'lut' or "
-                              r"'auto'. Received: export.micro_compression='zip'"),
+    ("micro_compression=zip", r"`export.micro_compression` must be None, 'pruning', 'lut', "
+                              r"'sparse' or 'auto'. Received: export.micro_compression='zip'"),
 ])
 def test_bad_overrides_raise_clear_errors(text, message):
     with pytest.raises(ValueError, match=message):

@@ -57,3 +57,22 @@ def test_bad_models(tmp_path):
     junk.write_bytes(b"\x00" * 64)
     with pytest.raises(ValueError, match="TFL3"):
         micro(junk)
+
+
+def test_emulation_needs_a_known_core_and_a_tflite_micro_tree(lenet_tflite, monkeypatch):
+    monkeypatch.delenv("TFIMP_TFLM_DIR", raising=False)
+    with pytest.raises(ValueError, match=r"Argument `tflm_dir` must be a TensorFlow Lite Micro "
+                       r"tree .*TFIMP_TFLM_DIR.*Received: tflm_dir=None"):
+        micro(lenet_tflite, emulate="cortex-m4")
+    with pytest.raises(ValueError, match=r"Argument `emulate` must be None or one of "
+                       r"\['cortex-m4'\]. Received: emulate='cortex-m7'"):
+        micro(lenet_tflite, emulate="cortex-m7", tflm_dir="/nowhere")
+    with pytest.raises(ValueError, match="Argument `tflm_dir` must be a TensorFlow Lite Micro"):
+        micro(lenet_tflite, emulate="cortex-m4", tflm_dir=os.path.dirname(lenet_tflite))
+
+
+def test_profile_round_trips_with_emulated_figures():
+    p = MicroProfile("m.tflite", 1000, 2000, None, ("FULLY_CONNECTED",), None, "cortex-m4",
+                     123_456, 98_765)
+    assert MicroProfile.from_config(p.get_config()) == p
+    assert "123,456 per inference on an emulated cortex-m4 (QEMU; not cycles)" in p.table()

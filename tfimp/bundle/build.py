@@ -41,10 +41,11 @@ def build(
         profile: measure latency (LiteRT) or memory (TFLite Micro) here, for the manifest.
         export_report: the export settings to record: a `tfimp.export.ExportReport`, its
             dict, or the path of its JSON.
-        compression: micro only: None, "pruning", "lut" or "auto" (or a
+        compression: micro only: None, "pruning", "lut", "sparse" or "auto" (or a
             `tfimp.export.MicroCompression`): store the weights in TFLite Micro's DECODE
-            encodings, verified bit for bit (see `tfimp.export.to_micro`); the bundle's model
-            is then the compressed `model.tflite`.
+            encodings or for tfimp's sparse FULLY_CONNECTED kernel, verified bit for bit (see
+            `tfimp.export.to_micro`); the bundle's model is then the compressed
+            `model.tflite`.
 
     Returns:
         The path of the bundle folder.

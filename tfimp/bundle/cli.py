@@ -8,7 +8,7 @@ import json
 from tfimp._util.cli import DEBUG_HELP, verb
 
 from tfimp.bundle.targets import TARGETS
-from tfimp.profile.micro import BOARDS
+from tfimp.export.boards import BOARDS
 
 
 def _bundle_parser() -> argparse.ArgumentParser:
@@ -20,9 +20,10 @@ def _bundle_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="bundle folder (must be new or empty)")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
     p.add_argument("--board", help=f"micro: the board the model must fit ({', '.join(BOARDS)})")
-    p.add_argument("--compression", choices=["none", "pruning", "lut", "auto"],
+    p.add_argument("--compression", choices=["none", "pruning", "lut", "sparse", "auto"],
                    help="micro: store weights in TFLite Micro's DECODE encodings (pruning "
-                   "bitmap, LUT), verified bit for bit; auto takes the smallest that fits")
+                   "bitmap, LUT) or for tfimp's sparse FULLY_CONNECTED kernel, verified bit "
+                   "for bit; auto takes the smallest that fits")
     p.add_argument("--labels", help="text file with one class label per line")
     p.add_argument("--mean", type=_floats, help="preprocessing (x - mean) / std: a number, or "
                    "one per channel separated by commas (e.g. 123.7,116.3,103.5)")

@@ -8,6 +8,7 @@ from pathlib import Path
 from tfimp.bundle._templates import render_file
 from tfimp.bundle.base import BundleError, readme_values
 from tfimp.export.tflm_compression import DECODE_OP
+from tfimp.export.tflm_sparse import OP as SPARSE_OP
 
 ARENA_MARGIN = 0.25
 MODEL_ARRAY = "g_model"
@@ -29,8 +30,9 @@ def check(info, board, compression) -> None:
         check_micro_compatible(info)
     except MicroError as e:
         raise BundleError(f"The model cannot run on the micro target: {e}") from None
-    if micro_fit.get(compression) is not None and DECODE_OP in info.ops:
-        raise BundleError(f"The model is compressed already (it holds {DECODE_OP} ops). "
+    held = [op for op in (DECODE_OP, SPARSE_OP) if op in info.ops]
+    if micro_fit.get(compression) is not None and held:
+        raise BundleError(f"The model is compressed already (it holds {held[0]} ops). "
                           f"Received: compression={compression!r}. Drop --compression to "
                           f"bundle it as it is.")
     check_board(board)
@@ -39,7 +41,7 @@ def check(info, board, compression) -> None:
 def check_board(board) -> None:
     """Raises ValueError, listing the known boards, unless `board` is None or known."""
     if board is not None:
-        from tfimp.profile.micro import get_board
+        from tfimp.export.boards import get_board
 
         get_board(board)
 
@@ -92,19 +94,18 @@ def _as_list(value) -> list:
 
 
 def _fit_text(flash: int, arena_size: int, ops, board: str | None) -> tuple[str, dict | None]:
-    from tfimp.profile.micro import BOARDS, MicroProfile
+    from tfimp.export.boards import BOARDS, verdict
 
-    need = MicroProfile("model", flash, arena_size, None, tuple(ops))
     rows = ["| board | RAM | flash | verdict (arena incl. margin; model only) |",
             "|---|---|---|---|"]
     for b in BOARDS.values():
-        v = need.check(b)
+        v = verdict(b, flash, arena_size)
         mark = "**chosen** " if b.name == board else ""
         rows.append(f"| {mark}`{b.name}` | {b.ram_bytes // 1024} KiB | "
                     f"{b.flash_bytes // 1024} KiB | {v} |")
     chosen = None
     if board is not None:
-        v = need.check(board)
+        v = verdict(board, flash, arena_size)
         chosen = {"board": v.board, "fits": v.fits, "ram_margin_bytes": v.ram_margin_bytes,
                   "flash_margin_bytes": v.flash_margin_bytes}
     return "\n".join(rows), chosen
@@ -196,12 +197,24 @@ def _compression_text(micro: dict) -> str:
         else:
             tried.append(f"| {r['name']} | {r['flash_bytes']:,} | {r['arena_bytes']:,} | "
                          f"{'yes' if r['bit_exact'] else 'no'} |")
-    return "\n".join([
-        f"Written: **{comp['encoding']}**. {len(encoded)} constant tensor(s) are stored in "
-        f"TFLite Micro's DECODE encodings; a `{DECODE_OP}` op before each reader writes the "
-        "plain tensor into the tensor arena (the arena column), so flash is traded for RAM. "
-        "Each encoding ran in the TFLite Micro interpreter and matched the uncompressed model "
-        "bit for bit.", "", *rows, "", *tried])
+    sparse = sum(t["encoding"] == "sparse" for t in encoded)
+    decoded = len(encoded) - sparse
+    text = [f"Written: **{comp['encoding']}**."]
+    if decoded:
+        text.append(f"{decoded} constant tensor(s) are stored in TFLite Micro's DECODE "
+                    f"encodings; a `{DECODE_OP}` op before each reader writes the plain tensor "
+                    "into the tensor arena (the arena column), so flash is traded for RAM.")
+    if sparse:
+        text.append(f"{sparse} FULLY_CONNECTED op(s) run tfimp's sparse int8 kernel "
+                    f"(`{SPARSE_OP}`, `sparse_fully_connected.cc`, registered in model_ops.h): "
+                    "their weights stay in flash as non-zeros and column indices, nothing is "
+                    "decoded into the arena, and the arithmetic is TFLite Micro's reference "
+                    "int8 FULLY_CONNECTED.")
+    text.append("Each encoding ran in the TFLite Micro interpreter and matched the uncompressed "
+                "model bit for bit" + (" (a sparse model as its dense stand-in, each sparse op "
+                                       "checked with the kernel's numpy mirror)." if sparse
+                                       else "."))
+    return "\n".join([" ".join(text), "", *rows, "", *tried])
 
 
 def _build_values(decode: bool) -> dict:

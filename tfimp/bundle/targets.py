@@ -36,10 +36,10 @@ def _copy_template(target: str, name: str, dest: Path, executable: bool = False)
 
 def litert_profile(model: Path) -> dict:
     """Latency and memory of the model in LiteRT on this machine."""
-    from tfimp import profile
     from tfimp.bundle.manifest import host_description
+    from tfimp.profile.litert import litert
 
-    r = profile.litert(str(model), threads=1, runs=DEFAULT_RUNS)
+    r = litert(str(model), threads=1, runs=DEFAULT_RUNS)
     return {"tool": r.tool, "host": host_description(), "threads": r.threads, "runs": r.runs,
             "init_us": r.init_us, "avg_us": r.avg_us, "median_us": r.median_us,
             "p90_us": r.p90_us, "mem_increase_bytes": r.mem_increase_bytes}

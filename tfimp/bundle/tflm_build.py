@@ -43,6 +43,7 @@ LIBRARY_DIRS = {
                   "cortex_m_generic_cortex-m4+fp_default_cmsis_nn_gcc"),
 }
 LIBRARY = "libtensorflow-microlite.a"
+SPARSE_KERNEL = "sparse_fully_connected.cc"  # in bundles whose model uses tfimp's sparse op
 _DOWNLOADS = "tensorflow/lite/micro/tools/make/downloads"
 _DFP = f"{_DOWNLOADS}/cmsis/Cortex_DFP/Device/ARMCM4"
 _FLAGS = ["-std=c++17", "-O2", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics",
@@ -126,7 +127,7 @@ def run_bundle(bundle, inputs, target: str = "host", tflm_dir=None, library=None
 
     _check_target(target)
     bundle = Path(bundle)
-    tflm = _tflm_dir(tflm_dir)
+    tflm = tflm_tree(tflm_dir)
     lib = find_library(tflm, target) if library is None else _library_file(library)
     specs = _output_specs(bundle)
     xs = _raw_inputs(bundle, inputs)
@@ -156,11 +157,17 @@ def test_inputs_header(xs: list[np.ndarray]) -> str:
 
 
 def check_bit_exact(bundle, inputs, run: BundleRun) -> None:
-    """Raises `TflmBuildError` unless `run` reproduces the Python TFLM interpreter bit for bit."""
-    from tfimp.export import run_micro
+    """Raises `TflmBuildError` unless `run` reproduces the Python TFLM interpreter bit for bit.
 
-    model = _model_path(bundle)
-    reference = run_micro(model.read_bytes(), _raw_inputs(bundle, inputs)).outputs
+    A model with tfimp's sparse FULLY_CONNECTED op is compared with its dense stand-in (the
+    interpreter lacks the op; `to_micro` checked the op against it with the numpy mirror).
+    """
+    from tfimp.export import run_micro, tflm_sparse
+
+    data = _model_path(bundle).read_bytes()
+    if tflm_sparse.has_sparse(data):
+        data = tflm_sparse.densify(data)
+    reference = run_micro(data, _raw_inputs(bundle, inputs)).outputs
     for k, (want, got) in enumerate(zip(reference, run.outputs)):
         want = np.asarray(want).reshape(got.shape)
         if want.dtype != got.dtype or not np.array_equal(want.view(np.uint8), got.view(np.uint8)):
@@ -183,7 +190,8 @@ def _check_target(target) -> None:
                          f"Received: target={target!r}")
 
 
-def _tflm_dir(tflm_dir) -> Path:
+def tflm_tree(tflm_dir) -> Path:
+    """`tflm_dir` (or TFIMP_TFLM_DIR) checked to be a TFLite Micro tree with its downloads."""
     value = tflm_dir if tflm_dir is not None else os.environ.get("TFIMP_TFLM_DIR")
     if value is None:
         raise ValueError("Argument `tflm_dir` must name a TensorFlow Lite Micro tree (or set "
@@ -248,7 +256,8 @@ def _includes(tflm: Path) -> list[str]:
 
 
 def _compile(work: Path, tflm: Path, lib: Path, target: str) -> Path:
-    sources = [str(work / "main.cc"), str(work / "model_data.cc")]
+    sources = [str(work / name) for name in ("main.cc", "model_data.cc", SPARSE_KERNEL)
+               if (work / name).is_file()]
     if target == "host":
         program = work / "model_runner"
         _call([_tool("g++"), *_FLAGS, f"-I{work}", *_includes(tflm), *sources, str(lib),

@@ -1,5 +1,6 @@
 """Export: Keras model to a verified, compressed .tflite; read-back; microcontroller C arrays
-and TFLite Micro compression (DECODE: pruning bitmap, LUT).
+and TFLite Micro compression (DECODE: pruning bitmap, LUT; tfimp's sparse FULLY_CONNECTED
+kernel).
 
 TensorFlow is imported only when a conversion runs, so `inspect` and the runtimes stay light.
 """

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["BOARDS", "KIB", "MIB", "MicroBoard", "get_board"]
+__all__ = ["BOARDS", "KIB", "MIB", "MicroBoard", "Verdict", "get_board", "verdict"]
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -79,3 +79,36 @@ def get_board(board) -> MicroBoard:
         raise ValueError(f"Argument `board` must be a MicroBoard or one of: "
                          f"{', '.join(sorted(BOARDS))}. Received: board={board!r}")
     return BOARDS[board]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the model (flash) and its tensor arena (RAM) fit a board, and by how much.
+
+    A margin is the budget left (negative: missing). `fits` is None when the arena is unknown
+    because TFLite Micro cannot run the model. Program code, stacks and buffers of the
+    application are not counted.
+    """
+
+    board: str
+    fits: bool | None
+    ram_margin_bytes: int | None
+    flash_margin_bytes: int
+
+    def __str__(self) -> str:
+        word = {True: "fits", False: "does NOT fit", None: "unknown"}[self.fits]
+        ram = "n/a" if self.ram_margin_bytes is None else f"{self.ram_margin_bytes / KIB:+.1f} KiB"
+        return (f"{self.board}: {word} (RAM margin {ram}, "
+                f"flash margin {self.flash_margin_bytes / KIB:+.1f} KiB)")
+
+
+def verdict(board, flash_bytes: int, arena_bytes: int | None) -> Verdict:
+    """Whether `flash_bytes` of model and an arena of `arena_bytes` (None: unknown) fit
+    `board` (a name or a `MicroBoard`)."""
+    b = get_board(board)
+    ram = None if arena_bytes is None else b.ram_bytes - arena_bytes
+    flash = b.flash_bytes - flash_bytes
+    fits = None if ram is None else (ram >= 0 and flash >= 0)
+    if flash < 0:
+        fits = False
+    return Verdict(b.name, fits, ram, flash)

@@ -23,7 +23,8 @@ import numpy as np
 
 from tfimp._util import validate as v
 from tfimp._util.io import atomic_write_bytes
-from tfimp.export import _sandbox, micro_fit
+from tfimp._util.resources import data_folder
+from tfimp.export import _sandbox, micro_fit, tflm_sparse
 from tfimp.export.boards import get_board
 from tfimp.export import tflm_compression as tc
 from tfimp.export.inspect import ModelInfo, inspect, read_model_bytes
@@ -47,6 +48,8 @@ _RESOLVER_EXCEPTIONS = {
     tc.DECODE_OP: "AddDecode",
 }
 MODEL_FILE = "model.tflite"
+# The sparse kernel's C++ sources, written next to model_ops.h when the model uses it.
+SPARSE_SOURCES = ("sparse_fully_connected.h", "sparse_fully_connected.cc")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,18 +94,26 @@ def resolver_method(op: str) -> str:
 def resolver_snippet(ops) -> str:
     """C++ that registers exactly `ops` (deduplicated, in first-use order) in TFLM."""
     unique = list(dict.fromkeys(ops))
-    lines = [
-        '#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"',
+    lines = ['#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"']
+    if tflm_sparse.OP in unique:
+        lines.append(f'#include "{SPARSE_SOURCES[0]}"  // tfimp\'s sparse FULLY_CONNECTED kernel')
+    lines += [
         "",
         f"using ModelOpResolver = tflite::MicroMutableOpResolver<{len(unique)}>;",
         "",
         "// Registers the ops the model uses; returns kTfLiteOk on success.",
         "inline TfLiteStatus RegisterModelOps(ModelOpResolver& resolver) {",
     ]
-    lines += [f"  if (resolver.{resolver_method(op)}() != kTfLiteOk) return kTfLiteError;"
-              for op in unique]
+    lines += [f"  if ({_register_call(op)} != kTfLiteOk) return kTfLiteError;" for op in unique]
     lines += ["  return kTfLiteOk;", "}", ""]
     return "\n".join(lines)
+
+
+def _register_call(op: str) -> str:
+    if op == tflm_sparse.OP:
+        return ("resolver.AddCustom(tfimp::kSparseFullyConnected, "
+                "tfimp::Register_SPARSE_FULLY_CONNECTED())")
+    return f"resolver.{resolver_method(op)}()"
 
 
 def to_micro(
@@ -128,10 +139,13 @@ def to_micro(
         max_diff_steps: largest accepted difference of raw outputs between TFLM and LiteRT's
             builtin kernels (uncompressed model), in quantization steps.
         name: C name of the model array.
-        compression: None keeps the model as it is; "pruning", "lut" or "auto" (or a
-            `MicroCompression`) store constant tensors in TFLM's DECODE encodings. Every
+        compression: None keeps the model as it is; "pruning", "lut" (or a
+            `MicroCompression`) store constant tensors in TFLM's DECODE encodings; "sparse"
+            rewrites pruned FULLY_CONNECTED ops to tfimp's sparse int8 kernel (its C++ source
+            is written too); "auto" tries all and their mixes and keeps the smallest. Every
             encoding tried runs in TFLM on `inputs` and must match the uncompressed model bit
-            for bit; the artifact reports the flash and arena of each.
+            for bit (a sparse model runs as its dense stand-in, each sparse op checked with
+            the kernel's numpy mirror); the artifact reports the flash and arena of each.
         board: a board name from `tfimp.profile.BOARDS` or a `MicroBoard`: the model (flash)
             and `arena_size` (RAM) must fit it; with compression, the smallest fitting
             encoding is chosen (DECODE holds decoded tensors in the arena).
@@ -161,7 +175,8 @@ def to_micro(
     final = inspect(choice.data)
     snippet = resolver_snippet(final.ops)
     files = _write_sources(out, choice.data, name, chosen.arena_size, chosen.arena_bytes,
-                           margin, snippet, with_model=config is not None or data != source)
+                           margin, snippet, with_model=config is not None or data != source,
+                           sparse=tflm_sparse.OP in final.ops)
     return MicroArtifact(str(out), files, len(choice.data), tuple(dict.fromkeys(final.ops)),
                          snippet, chosen.arena_bytes, chosen.arena_size, margin, diff,
                          chosen.name, chosen.tensors, choice.tried,
@@ -185,13 +200,16 @@ def _checked_inputs(inputs, info: ModelInfo) -> list[np.ndarray]:
 
 
 def _uncompressed(data: bytes, config) -> bytes:
-    if not tc.is_compressed(data):
+    sparse = tflm_sparse.has_sparse(data)
+    if not sparse and not tc.is_compressed(data):
         return data
     if config is not None:
-        raise MicroError("The model is compressed already (it holds TFLM_DECODE ops); pass "
+        raise MicroError(f"The model is compressed already (it holds "
+                         f"{tflm_sparse.OP if sparse else 'TFLM_DECODE'} ops); pass "
                          "compression=None to keep its encodings, or start from the "
                          "uncompressed model.")
-    return tc.decompress_tflm(data)
+    dense = tflm_sparse.densify(data) if sparse else data
+    return tc.decompress_tflm(dense) if tc.is_compressed(dense) else dense
 
 
 def _check_args(margin, max_diff_steps, name) -> None:
@@ -248,7 +266,7 @@ def _compare(data: bytes, xs, micro: MicroRun, max_diff_steps: int) -> float:
 
 
 def _write_sources(out: Path, data, name, arena_size, arena_bytes, margin, snippet,
-                   with_model: bool) -> tuple:
+                   with_model: bool, sparse: bool = False) -> tuple:
     header = "\n".join([
         "#pragma once", "", "#include <cstddef>", "",
         f"// Tensor arena: {arena_bytes} bytes measured with the TFLite Micro reference kernels,",
@@ -267,10 +285,18 @@ def _write_sources(out: Path, data, name, arena_size, arena_bytes, margin, snipp
     ])
     files = {"model_data.h": header.encode(), "model_data.cc": source.encode(),
              "model_ops.h": ("#pragma once\n\n" + snippet).encode()}
+    if sparse:
+        files.update(sparse_sources())
     if with_model:
         files[MODEL_FILE] = data
     _write_all(out, files)
     return tuple(str(out / f) for f in files)
+
+
+def sparse_sources() -> dict[str, bytes]:
+    """The sparse FULLY_CONNECTED kernel's C++ files, by name."""
+    root = data_folder("tfimp.deploy", "deploy") / "micro"
+    return {name: (root / name).read_bytes() for name in SPARSE_SOURCES}
 
 
 def _write_all(out: Path, files: dict[str, bytes]) -> None:

@@ -3,7 +3,10 @@ smallest one that is bit-exact with the uncompressed model (and fits the board) 
 
 DECODE writes each decoded tensor into the arena while its reader runs, so compression trades
 flash for RAM. With a board, a candidate whose arena is too large gives its largest decoded
-tensors back to plain storage, one at a time, until it fits.
+tensors back to plain storage, one at a time, until it fits. tfimp's sparse FULLY_CONNECTED
+kernel ("sparse") decodes nothing: a candidate with it runs in TFLM as its dense stand-in (the
+same tensors and ops, so the same arena), and the numpy mirror of the kernel must reproduce
+every rewritten op's output from that run (`tfimp.export.tflm_sparse.check_mirror`).
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ import math
 import numpy as np
 
 from tfimp.export import tflm_compression as tc
+from tfimp.export import tflm_sparse
 from tfimp.export.micro_run import MicroError, MicroRun, run_micro
 
-MODES = tc.MODES
+MODES = ("pruning", "lut", "sparse", "auto")
+ENCODINGS = (*tc.ENCODINGS, "sparse")
+_AUTO = ("pruning", "lut", "pruning+lut", "sparse", "sparse+pruning+lut")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,9 +30,10 @@ class MicroCompression:
     """How `to_micro` compresses constant tensors for TFLite Micro's DECODE op.
 
     Args:
-        mode: "pruning" (bitmap of the non-zeros), "lut" (value table and 1-7 bit indices) or
-            "auto" (per tensor whichever stores fewer bytes; with a board, the smallest model
-            that fits it).
+        mode: "pruning" (bitmap of the non-zeros), "lut" (value table and 1-7 bit indices),
+            "sparse" (tfimp's sparse FULLY_CONNECTED kernel: non-zeros and their indices, no
+            decoded copy in the arena) or "auto" (the smallest model of all of them and their
+            mixes; with a board, the smallest that fits it).
         lut_bits: LUT index width, 1-7; None takes the fewest bits each tensor needs.
     """
 
@@ -86,7 +93,7 @@ class MicroEncoding:
     note: str = ""
 
     def counts(self) -> dict[str, int]:
-        return {e: sum(t.encoding == e for t in self.tensors) for e in tc.ENCODINGS}
+        return {e: sum(t.encoding == e for t in self.tensors) for e in ENCODINGS}
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -119,6 +126,7 @@ class _Trials:
 
     def __init__(self, source: bytes, options, xs, reference: MicroRun, margin, board):
         self.source, self.options, self.xs = source, options, xs
+        self.sparse_options = tflm_sparse.sparse_options(source)
         self.reference, self.margin, self.board = reference, margin, board
         self.rows: list[MicroEncoding] = []
         self.data: dict[str, bytes] = {}
@@ -135,26 +143,74 @@ class _Trials:
         self.by_plan.setdefault(key, row)
         return row
 
-    def run(self, name: str, plan: dict, empty_note: str = "") -> MicroEncoding:
-        """Builds `plan`, runs it in TFLM and checks it bit for bit; reuses equal plans.
-        An empty plan gives a row with `empty_note` and no figures."""
-        if not plan:
+    def run(self, name: str, plan: dict, empty_note: str = "", sparse=()) -> MicroEncoding:
+        """Builds `plan` (DECODE encodings) with the FULLY_CONNECTED ops reading the weights
+        in `sparse` rewritten to the sparse kernel, runs it in TFLM and checks it bit for bit;
+        reuses equal plans. An empty plan gives a row with `empty_note` and no figures."""
+        if not plan and not sparse:
             row = MicroEncoding(name, None, None, None, None, note=empty_note)
             self.rows.append(row)
             return row
-        key = tuple(sorted((k, repr(v)) for k, v in plan.items()))
+        key = (tuple(sorted((k, repr(v)) for k, v in plan.items())), tuple(sorted(sparse)))
         if key in self.by_plan:
             same = self.by_plan[key]
             row = dataclasses.replace(same, name=name, note=f"same tensors as {same.name}")
             return self._add(row, self.data[same.name], key)
-        compressed = tc.compress_tflm(self.source, plan)
-        run = run_micro(compressed.data, self.xs)
-        _check_exact(name, run, self.reference)
+        data, tensors = self._build(plan, sparse)
+        run = measure(name, data, self.xs, self.reference)
         size = arena_with_margin(run.arena_bytes, self.margin)
-        flash = compressed.flash_bytes
-        row = MicroEncoding(name, flash, run.arena_bytes, size, True, compressed.tensors,
-                            _fits(self.board, flash, size))
-        return self._add(row, compressed.data, key)
+        row = MicroEncoding(name, len(data), run.arena_bytes, size, True, tensors,
+                            _fits(self.board, len(data), size))
+        return self._add(row, data, key)
+
+    def _build(self, plan: dict, sparse) -> tuple[bytes, tuple]:
+        if plan:
+            compressed = tc.compress_tflm(self.source, plan)
+            data, tensors = compressed.data, compressed.tensors
+        else:
+            data, tensors = self.source, self.rows[0].tensors
+        if not sparse:
+            return data, tensors
+        stored = {o.name: o.sparse_bytes for o in self.sparse_options
+                  if (o.subgraph, o.index) in set(sparse)}
+        tensors = tuple(dataclasses.replace(t, encoding="sparse", stored_bytes=stored[t.name],
+                                            decoded_bytes=0) if t.name in stored else t
+                        for t in tensors)
+        return tflm_sparse.sparsify(data, sparse), tensors
+
+    def sparse_plan(self, with_decode: bool) -> tuple[dict, tuple]:
+        """The weights the sparse kernel stores in fewer bytes, and with `with_decode` the
+        DECODE encoding of every other tensor that one saves bytes with."""
+        options = [o for o in self.sparse_options if o.saves]
+        sparse = tuple((o.subgraph, o.index) for o in options)
+        if not with_decode or not sparse:
+            return {}, sparse
+        tree_readers = tflm_sparse.tensors_read_by(self.source, [o.op for o in options])
+        rest = {k: e for k, e in tc.plan_of(self.options, "auto").items()
+                if k not in tree_readers}
+        return rest, sparse
+
+
+def measure(name: str, data: bytes, xs, reference: MicroRun) -> MicroRun:
+    """Runs `data` in TFLM (a sparse model as its dense stand-in) and checks it bit for bit
+    against `reference`; the sparse ops are checked with the kernel's numpy mirror.
+
+    Raises:
+        MicroError: an output differs.
+    """
+    if not tflm_sparse.has_sparse(data):
+        run = run_micro(data, xs)
+        _check_exact(name, run, reference)
+        return run
+    stand_in = tflm_sparse.densify(data)
+    run = run_micro(stand_in, xs)
+    _check_exact(name, run, reference)
+    try:
+        tflm_sparse.check_mirror(data, stand_in, xs, lambda m, x: run_micro(m, x).outputs)
+    except tflm_sparse.MirrorMismatch as e:
+        raise MicroError(f"{e} Refusing to write the {name} model; export with "
+                         f"compression=None.") from None
+    return run
 
 
 def _check_exact(name: str, run: MicroRun, reference: MicroRun) -> None:
@@ -172,7 +228,9 @@ def _check_exact(name: str, run: MicroRun, reference: MicroRun) -> None:
             f"write it; export with compression=None.")
 
 
-def _empty_note(mode: str, options) -> str:
+def _empty_note(mode: str, options, sparse_options=()) -> str:
+    if mode.startswith("sparse"):
+        return _sparse_note(sparse_options)
     usable = [o for o in options if not o.reason]
     if not usable:
         return "no tensor can be compressed"
@@ -189,6 +247,17 @@ def _empty_note(mode: str, options) -> str:
     return "no tensor gets smaller"
 
 
+def _sparse_note(options) -> str:
+    if not options:
+        return "the model has no FULLY_CONNECTED op (tfimp's sparse kernel replaces those)"
+    usable = [o for o in options if not o.reason]
+    if not usable:
+        return f"no FULLY_CONNECTED op can use tfimp's sparse kernel: {options[0].reason}"
+    most = max(o.zero_fraction for o in usable)
+    return (f"no FULLY_CONNECTED op's weights get smaller: at most {100 * most:.1f}% zeros "
+            f"(prune them with tfimp.prune)")
+
+
 def choose(source: bytes, compression: MicroCompression, board, xs, reference: MicroRun,
            margin: float) -> Choice:
     """Tries the encodings `compression` allows and returns the one to write.
@@ -199,18 +268,24 @@ def choose(source: bytes, compression: MicroCompression, board, xs, reference: M
     """
     options = tc.tensor_options(source, compression.lut_bits)
     trials = _Trials(source, options, xs, reference, margin, board)
-    names = ("pruning", "lut", "pruning+lut") if compression.mode == "auto" \
-        else (compression.mode,)
+    names = _AUTO if compression.mode == "auto" else (compression.mode,)
     for name in names:
+        note = _empty_note(name, options, trials.sparse_options)
+        if name.startswith("sparse"):
+            plan, sparse = trials.sparse_plan(with_decode=name != "sparse")
+            if name == "sparse" or plan:
+                trials.run(name, plan, note, sparse)
+            continue
         mode = "auto" if name == "pruning+lut" else name
-        trials.run(name, tc.plan_of(options, mode, compression.lut_bits),
-                   _empty_note(mode, options))
+        trials.run(name, tc.plan_of(options, mode, compression.lut_bits), note)
     built = [r for r in trials.rows if r.flash_bytes is not None]
     if compression.mode != "auto":
         built = [r for r in built if r.name == compression.mode]
         if not built:
-            raise MicroError(f"compression={compression.mode!r} applies to no tensor of the "
-                             f"model: {trials.rows[-1].note}.")
+            raise MicroError(f"Argument `compression` must name an encoding that applies to "
+                             f"the model; {compression.mode!r} applies to no tensor of it: "
+                             f"{trials.rows[-1].note}. Received: "
+                             f"compression={compression.mode!r}")
     chosen = min(built, key=lambda r: (r.flash_bytes, r.arena_bytes))
     if board is not None:
         chosen = _fit(trials, chosen, compression)
@@ -227,15 +302,23 @@ def keep(data: bytes, source: bytes, xs, reference: MicroRun, margin: float, boa
     trials = _Trials(source, tc.tensor_options(source), xs, reference, margin, board)
     row = trials.rows[0]
     if data != source:
-        run = run_micro(data, xs)
-        _check_exact("given", run, reference)
+        run = measure("given", data, xs, reference)
         size = arena_with_margin(run.arena_bytes, margin)
         row = MicroEncoding("given", len(data), run.arena_bytes, size, True,
-                            tc.read_encodings(data), _fits(board, len(data), size))
+                            given_encodings(data), _fits(board, len(data), size))
         trials.rows.append(row)
     if board is not None and not row.fits:
         raise MicroError(_no_fit_message([row], board))
     return Choice(data, row, tuple(trials.rows))
+
+
+def given_encodings(data: bytes) -> tuple:
+    """The encoded tensors of a model compressed before: DECODE ones and sparse weights."""
+    found = list(tc.read_encodings(tflm_sparse.densify(data)) if tc.is_compressed(data)
+                 else ())
+    for name, (shape, dense, stored) in tflm_sparse.encodings(data).items():
+        found.append(tc.TensorEncoding(name, shape, "int8", "sparse", None, dense, stored, 0))
+    return tuple(found)
 
 
 def _fit(trials: _Trials, chosen: MicroEncoding, compression) -> MicroEncoding:
@@ -253,13 +336,16 @@ def _relax(trials: _Trials, start: MicroEncoding, compression) -> None:
     """Gives the largest decoded tensors back to plain storage, one at a time, until the model
     fits the board or outgrows its flash."""
     options = {o.name: o for o in trials.options if not o.reason}
-    encoded = sorted((t for t in start.tensors if t.encoding != "none"),
+    encoded = sorted((t for t in start.tensors if t.encoding in ("pruning", "lut")),
                      key=lambda t: -t.decoded_bytes)
     plan = {(options[t.name].subgraph, options[t.name].index):
             tc.Lut(compression.lut_bits) if t.encoding == "lut" else "pruning" for t in encoded}
+    names = {t.name for t in start.tensors if t.encoding == "sparse"}
+    sparse = tuple((o.subgraph, o.index) for o in trials.sparse_options if o.name in names)
     for k, tensor in enumerate(encoded[:-1], start=1):
         plan.pop((options[tensor.name].subgraph, options[tensor.name].index))
-        row = trials.run(f"{start.name} fitted to {trials.board.name} ({k} kept dense)", plan)
+        row = trials.run(f"{start.name} fitted to {trials.board.name} ({k} kept dense)", plan,
+                         sparse=sparse)
         if row.fits or row.flash_bytes > trials.board.flash_bytes:
             return
 
@@ -288,6 +374,8 @@ def encodings_table(rows, board=None) -> str:
             continue
         counts = r.counts()
         tensors = f"{counts['pruning']} pruning, {counts['lut']} lut"
+        if counts["sparse"]:
+            tensors += f", {counts['sparse']} sparse"
         fits = "" if r.fits is None else ("yes" if r.fits else "no")
         lines.append(f"{r.name:<44} {r.flash_bytes:>9,} {r.arena_bytes:>9,} {tensors:<22} "
                      f"{fits:<5}" + (f" ({r.note})" if r.note else ""))

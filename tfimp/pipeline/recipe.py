@@ -182,8 +182,9 @@ class ExportSpec(_Config):
     `per_channel_dense=False` gives the int8 file one weight scale per Dense tensor instead
     of one per output unit (see `tfimp.export.Int8`): much smaller when highly pruned.
     `micro` writes the int8 model as TFLite Micro C source, its weights stored as
-    `micro_compression` says: None, "pruning", "lut" or "auto" (TFLM's DECODE encodings,
-    verified bit for bit; see `tfimp.export.to_micro`)."""
+    `micro_compression` says: None, "pruning", "lut" (TFLM's DECODE encodings), "sparse"
+    (tfimp's sparse FULLY_CONNECTED kernel) or "auto" (the smallest; all verified bit for bit,
+    see `tfimp.export.to_micro`)."""
 
     float32: bool = True
     float16: bool = True
@@ -199,9 +200,9 @@ class ExportSpec(_Config):
     def __post_init__(self):
         if self.micro_compression == "none":
             object.__setattr__(self, "micro_compression", None)
-        if self.micro_compression not in (None, "pruning", "lut", "auto"):
+        if self.micro_compression not in (None, "pruning", "lut", "sparse", "auto"):
             v.fail("export.micro_compression", self.micro_compression,
-                   "None, 'pruning', 'lut' or 'auto'")
+                   "None, 'pruning', 'lut', 'sparse' or 'auto'")
         if not (isinstance(self.sparse, bool) or self.sparse == "auto"):
             v.fail("export.sparse", self.sparse, "True, False or 'auto'")
         if not isinstance(self.per_channel_dense, bool):

@@ -189,13 +189,23 @@ _BUDGET_HELP = ("comma-separated key=value pairs from flash=SIZE, ram=SIZE, late
                 "margin=F; e.g. 'flash=256k,ram=32k' or 'latency=5ms,runtime=litert'")
 
 
-def parse_budget(text: str, base: DeviceBudget | None = None) -> DeviceBudget:
+def parse_budget(text: str, board: str | None = None) -> DeviceBudget:
     """A `DeviceBudget` from "flash=256k,ram=32k" (sizes in bytes, k = 1024, m = 1024**2;
-    times in ms, us or s); fields not given come from `base` (e.g. a board's budget).
+    times in ms, us or s); with `board`, the board's budget with these fields overridden.
 
     Raises:
         InvalidArgumentError: naming the key and value that are wrong.
     """
+    fields = parse_fields(text)
+    if board is not None:
+        return budget_for(board, **fields)
+    if "latency_ms" in fields and "ram" not in fields:
+        fields.setdefault("runtime", "litert")
+    return DeviceBudget(**fields)
+
+
+def parse_fields(text: str) -> dict:
+    """The `DeviceBudget` fields that a budget string sets."""
     if not isinstance(text, str) or not text.strip():
         v.fail("budget", text, _BUDGET_HELP)
     fields = {}
@@ -205,14 +215,7 @@ def parse_budget(text: str, base: DeviceBudget | None = None) -> DeviceBudget:
         if not sep or key not in _KEYS or not value:
             v.fail("budget", text, _BUDGET_HELP)
         fields[_KEYS[key]] = _value(_KEYS[key], value, text)
-    if base is not None:
-        if "runtime" in fields and fields["runtime"] != base.runtime:
-            v.fail("budget", text, f"the runtime of {base.name or 'the board'} "
-                   f"({base.runtime!r}), or no board")
-        return dataclasses.replace(base, **fields)
-    if "latency_ms" in fields and "ram" not in fields:
-        fields.setdefault("runtime", "litert")
-    return DeviceBudget(**fields)
+    return fields
 
 
 def _value(key: str, value: str, text: str):

@@ -48,6 +48,15 @@ class DevicePolicy:
     def get_config(self) -> dict:
         return {"budget": self.budget.get_config(), "allocation": self.allocation}
 
+    def slug(self) -> str:
+        """A short folder-name part naming the budget, e.g. "cortex-m0plus-32k"."""
+        import hashlib
+        import json
+
+        digest = hashlib.sha256(json.dumps(self.get_config(), sort_keys=True).encode())
+        name = self.budget.name or "budget"
+        return f"{name}-{digest.hexdigest()[:6]}"
+
     def choose(self, history: list[dict], dense_metric: float) -> dict | None:
         return choose_round(history, dense_metric, self.driver.cfg)
 

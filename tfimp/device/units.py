@@ -112,7 +112,7 @@ class Units:
         for layer in self.layers:
             for name, (shape, slices) in layer.variables.items():
                 size = float(np.prod(shape)) if shape else 1.0
-                for axis, classes in slices:
+                for _, classes in slices:
                     size *= keep[classes].sum() / max(len(classes), 1)
                 flash += size * (4 if name == "bias" else 1)
                 if name in KERNELS:

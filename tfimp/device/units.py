@@ -11,7 +11,8 @@ filter L1 norm), measures the accuracy drop of each on validation data, and take
 costs the least accuracy per unit of resource saved: NetAdapt's per-layer greedy choice (Yang
 et al., ECCV 2018) without its short fine-tuning, scored per byte as Sony MCT's mixed-precision
 search scores sensitivity per weight memory. allocation="uniform" cuts the same fraction of
-every group instead (the baseline of docs/results.md).
+every group instead, the smallest share (in 1% steps) that meets the targets (the baseline of
+docs/results.md).
 """
 
 from __future__ import annotations
@@ -181,6 +182,8 @@ def plan_cut(units: Units, over: Callable[[dict], dict], evaluate: Callable[[], 
         {"keep": the classes kept, "reached": whether the targets were met, "steps":
         [(group index, classes removed, drop)], "drop": the drop of the final cut}.
     """
+    if allocation == "uniform":
+        return _uniform(units, over, evaluate)
     keep = units.alive.copy()
     steps, drop = [], 0.0
     groups = units.groups()
@@ -196,30 +199,57 @@ def plan_cut(units: Units, over: Callable[[dict], dict], evaluate: Callable[[], 
                 candidates.append((gi, cut, gain))
         if not candidates:
             break
-        if allocation == "uniform":
-            keep = np.logical_and.reduce([c for _, c, _ in candidates])
-            steps.append((-1, int(units.alive.sum() - keep.sum()), None))
-            continue
         best = None
         for gi, cut, gain in candidates:
-            undo = units.apply(cut)
-            try:
-                d = evaluate()
-            finally:
-                undo()
+            d = _drop(units, cut, evaluate)
             key = (max(d, 0.0) / gain, -gain)
             if best is None or key < best[0]:
                 best = (key, gi, cut, d)
-        _, gi, keep, drop = best
+        _, gi, cut, drop = best
+        last, keep = keep & ~cut, cut
         steps.append((gi, int(units.alive.sum() - keep.sum()), round(drop, 6)))
-    if allocation == "uniform" or not steps:
-        undo = units.apply(keep)
-        try:
-            drop = evaluate()
-        finally:
-            undo()
+    if steps:
+        keep = _trim(units, keep, last, over)
+    drop = _drop(units, keep, evaluate)
     return {"keep": keep, "reached": not over(units.estimate(keep)), "steps": steps,
             "drop": drop}
+
+
+def _trim(units: Units, keep, last, over) -> np.ndarray:
+    """`keep` with the last step's strongest units back while the targets stay met (a step
+    removes a share of a group, which can overshoot)."""
+    keep = keep.copy()
+    for c in sorted(np.flatnonzero(last), key=lambda c: -units.scores[c]):
+        keep[c] = True
+        if over(units.estimate(keep)):
+            keep[c] = False
+            break
+    return keep
+
+
+def _drop(units: Units, keep, evaluate) -> float:
+    undo = units.apply(keep)
+    try:
+        return evaluate()
+    finally:
+        undo()
+
+
+def _uniform(units: Units, over, evaluate) -> dict:
+    """The smallest share (in 1% steps) that, cut from every group, meets the targets."""
+    keep = units.alive.copy()
+    for share in np.arange(1, 100) / 100:
+        keep = units.alive.copy()
+        for classes in units.groups():
+            cut = units.step(units.alive, classes, share)
+            if cut is not None:
+                keep &= cut
+        if not over(units.estimate(keep)):
+            break
+    removed = int(units.alive.sum() - keep.sum())
+    return {"keep": keep, "reached": not over(units.estimate(keep)),
+            "steps": [(-1, removed, None)] if removed else [],
+            "drop": _drop(units, keep, evaluate)}
 
 
 def _gain(units: Units, keep, cut, excess: dict) -> float:

@@ -87,23 +87,16 @@ class DevicePolicy:
         return None
 
     # -- before a round trains
-    def next_masks(self, model, previous, parent: int, step: float, arrays, old: list):
-        """The masks of the next round and what it did, for its history row."""
+    def next_masks(self, model, plain, parent: int, step: float, arrays, old: list):
+        """The masks of the next round and what it did, for its history row. `plain` is the
+        parent round's model (pruned weights at zero, compiled), `model` the one to wrap."""
         meas = Measurement.from_dict(self.driver._row(parent)["device"])
-        plain = self._plain(model, previous)
         kind, over = self._action(meas, plain)
         if kind == "weights":
             density = self.driver._density(parent) * (1.0 - step)
             masks = self.driver._next_masks(arrays, old, density)
             return masks, {"device_action": "weights", "device_over": over}
         return self._unit_masks(model, plain, meas, over, step, old)
-
-    def _plain(self, model, previous):
-        from tfimp.lottery.driver import _masked
-        from tfimp.sparsity.engine import is_pruned, strip
-
-        masked = _masked(model, previous, self.driver._wrap)
-        return strip(masked) if is_pruned(masked) else masked
 
     def _action(self, meas: Measurement, plain) -> tuple[str, list]:
         none = next(c for c in meas.candidates if c["encoding"] == "none")
@@ -160,14 +153,11 @@ class DevicePolicy:
 
     def _evaluator(self, plain):
         driver = self.driver
-        from tfimp.lottery.driver import _compile_like, _take
-
-        _compile_like(plain, driver.reference, None)
         val = driver.val
         n = min(val.size or 0, EVAL_SAMPLES)
         if n:
             order = np.random.default_rng(driver.cfg.seed).permutation(val.size)[:n]
-            x, y = _take(val.x, order), _take(val.y, order)
+            x, y = _take(val.x, order), np.asarray(val.y)[order]
 
         def evaluate() -> float:
             if n:
@@ -190,6 +180,12 @@ class DevicePolicy:
                 cut = cuts.get((w.layer.name, var.path.rsplit("/", 1)[-1]))
                 masks.append(base if cut is None else base * cut.reshape(np.shape(base)))
         return masks
+
+
+def _take(x, order):
+    if isinstance(x, dict):
+        return {k: np.asarray(a)[order] for k, a in x.items()}
+    return np.asarray(x)[order]
 
 
 def check_device(device, cfg) -> DevicePolicy:

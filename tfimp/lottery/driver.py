@@ -48,7 +48,7 @@ from tfimp.sparsity import schedules as schedules_lib
 from tfimp.sparsity.engine import Plan, check_selectors, matches, pruned_layers, select
 from tfimp.sparsity.engine import prune as prune_model
 from tfimp.sparsity.callbacks import UpdateMasks
-from tfimp.sparsity.engine import update_masks, walk_layers
+from tfimp.sparsity.engine import strip, update_masks, walk_layers
 from tfimp.sparsity.registry import prunable_weights
 from tfimp.sparsity.report import sparsity_report
 
@@ -779,8 +779,7 @@ class _Driver:
         arrays, old = self._prunable_arrays(model), unpack("m", previous)
         device_info = {}
         if self.device is not None:
-            masks, device_info = self.device.next_masks(model, previous, parent, step, arrays,
-                                                        old)
+            masks, device_info = self._device_masks(model, previous, parent, step, arrays, old)
             density = _mask_density(masks)
         elif self.channels:
             masks = self._next_channel_masks(model, old, density)
@@ -804,6 +803,14 @@ class _Driver:
         if self.cfg.ramp and self.device is None:
             _finish_schedule(pruned)
         return pruned, trained
+
+    def _device_masks(self, model, previous, parent: int, step: float, arrays, old: list):
+        """The device policy's masks, from the parent round's model as trained (compiled, so
+        it can evaluate candidate cuts)."""
+        masked = _masked(model, previous, self._wrap)
+        plain = strip(masked) if masked is not model else model
+        _compile_like(plain, self.reference, None)
+        return self.device.next_masks(model, plain, parent, step, arrays, old)
 
     def _layer_targets(self, model, density: float) -> dict | None:
         """Per-layer final sparsities (by wrapped layer name) for the layers with a rate."""

@@ -35,7 +35,10 @@ from tfimp.pipeline.recipe import load_recipe  # noqa: E402
 
 
 def _budget(board: str, recipe, data, seed: int):
-    """A board's budget; "half-latency" is half the dense int8 LiteRT latency here."""
+    """A board's budget; "half-latency" is half the dense int8 LiteRT latency here;
+    "budget:SPEC" a `--budget` string."""
+    if board.startswith("budget:"):
+        return parse_budget(board.split(":", 1)[1])
     if board != "half-latency":
         return budget_for(board)
     dense = runner.make_builder(recipe, data)()
@@ -72,7 +75,7 @@ def run_one(recipe_name: str, board: str, seed: int, allocation: str, root: Path
     data = runner.load_data(recipe)
     budget = _budget(board, recipe, data, seed)
     cfg = dataclasses.replace(recipe.imp, seed=seed)
-    workdir = root / f"{recipe_name}-{board}-{seed}-{allocation}"
+    workdir = root / f"{recipe_name}-{board.replace(':', '-')}-{seed}-{allocation}"
     t0 = time.time()
     result = imp(runner.make_builder(recipe, data), (data.x_train, data.y_train),
                  (data.x_test, data.y_test), cfg, workdir=str(workdir), verbose=0,

@@ -101,7 +101,12 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--allocations", nargs="+", default=["sensitivity", "uniform"])
     p.add_argument("--out", default="bench/results/device_budget.json")
+    p.add_argument("--table", nargs="+", metavar="JSON",
+                   help="print the markdown table of these result files and exit")
     args = p.parse_args()
+    if args.table:
+        print(table([r for f in args.table for r in json.loads(Path(f).read_text())["runs"]]))
+        return
     root = Path(tempfile.mkdtemp(prefix="tfimp-device-"))
     out = Path(args.out)
     rows = json.loads(out.read_text())["runs"] if out.exists() else []
@@ -126,6 +131,37 @@ def main() -> None:
                         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                         "runs": rows}, indent=1, default=float))
     summarize(rows)
+
+
+def _ms(values) -> str:
+    return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
+
+
+def table(rows: list[dict]) -> str:
+    """Mean ± std over seeds per recipe, budget and allocation (accuracy in fractions)."""
+    lines = ["| model | budget | allocation | fits (checked) | accuracy | dense | drop (pt) | "
+             "flash B | arena B | latency ms | epochs (plain budgeted) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    keys = sorted({(r["recipe"], r["board"], r["allocation"]) for r in rows})
+    for recipe, board, allocation in keys:
+        sel = [r for r in rows if (r["recipe"], r["board"], r["allocation"]) ==
+               (recipe, board, allocation)]
+        c = [r["choice"] for r in sel]
+        fits = sum(x["fits"] for x in c)
+        checked = sum(bool(r.get("checked_fits")) for r in sel)
+        drop = [100 * (r["dense"] - x["metric"]) for r, x in zip(sel, c)]
+        limits = ", ".join(f"{k} {v:g}" for k, v in sel[0]["budget"].items())
+        lat = [x["latency_ms"] for x in c if x["latency_ms"] is not None]
+        ram = [x["ram"] for x in c if x["ram"] is not None]
+        ram_cell = f"{np.mean(ram):,.0f}" if ram else "-"
+        lat_cell = f"{np.mean(lat):.4f}" if lat else "-"
+        lines.append(
+            f"| {recipe} | {board} ({limits}) | {allocation} | {fits}/{len(sel)} ({checked}) | "
+            f"{_ms([x['metric'] for x in c])} | {np.mean([r['dense'] for r in sel]):.4f} | "
+            f"{np.mean(drop):+.2f} | {np.mean([x['flash'] for x in c]):,.0f} | {ram_cell} | "
+            f"{lat_cell} | {np.mean([r['epochs'] for r in sel]):.1f} "
+            f"({sel[0]['plain_budgeted_epochs']}) |")
+    return "\n".join(lines)
 
 
 def summarize(rows: list[dict]) -> None:

@@ -2,6 +2,7 @@
 fit, the nearest miss when nothing fits, the check on the written files."""
 
 import dataclasses
+import types
 
 import pytest
 from helpers_device import builder, toy_data
@@ -99,3 +100,14 @@ class _Data:
     y_train: object
     x_test: object
     y_test: object
+
+
+def test_a_round_beyond_the_accuracy_budget_is_retried_from_the_last_good_one():
+    policy = DevicePolicy(DeviceBudget(flash=100))
+    policy.driver = types.SimpleNamespace(cfg=tfimp.IMPConfig(budget=0.01))
+    accuracy = [0.9, 0.895, 0.85, 0.86]
+    manifest = {"dense_metric": 0.9, "history": [{"round": r, "val_accuracy": a}
+                                                 for r, a in enumerate(accuracy)]}
+    assert policy.parent_and_step(manifest, 0.4) == (1, 0.1)
+    assert policy.parent_and_step(dict(manifest, history=manifest["history"][:2]), 0.4) == \
+        (1, 0.4)

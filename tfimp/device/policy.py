@@ -80,13 +80,26 @@ class DevicePolicy:
         row = manifest["history"][-1]
         if row.get("device_stuck"):
             return True
-        drop = self.driver.cfg.drop(manifest["dense_metric"], row[f"val_{self.driver.cfg.metric}"])
-        within = self.driver.cfg.budget is None or drop <= self.driver.cfg.budget + 1e-12
-        if row["device"]["fits"] and within:
+        if row["device"]["fits"] and self._within(manifest, row):
             return True
         return None
 
     # -- before a round trains
+    def parent_and_step(self, manifest, rate: float) -> tuple[int, float]:
+        """With a fixed rate: the last round within the accuracy budget, and the rate halved
+        once for every round after it (each broke the budget), as the adaptive rate does."""
+        history = manifest["history"]
+        good = [r for r in history if self._within(manifest, r)]
+        parent = good[-1]["round"] if good else 0
+        broken = sum(r["round"] > parent for r in history)
+        return parent, rate / 2 ** broken
+
+    def _within(self, manifest, row) -> bool:
+        cfg = self.driver.cfg
+        if cfg.budget is None or row["round"] == 0:
+            return True
+        return cfg.drop(manifest["dense_metric"], row[f"val_{cfg.metric}"]) <= cfg.budget + 1e-12
+
     def next_masks(self, model, plain, parent: int, step: float, arrays, old: list):
         """The masks of the next round and what it did, for its history row. `plain` is the
         parent round's model (pruned weights at zero, compiled), `model` the one to wrap."""

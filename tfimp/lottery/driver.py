@@ -760,6 +760,8 @@ class _Driver:
         if self.cfg.adaptive:
             state = self.manifest["adaptive"]
             return state["good_round"], state["step"]
+        if self.device is not None:
+            return self.device.parent_and_step(self.manifest, self.cfg.rate)
         return r - 1, self.cfg.rate
 
     def _round_epochs(self, r: int) -> int:

@@ -51,7 +51,9 @@ def test_the_smallest_fitting_encoding_wins_and_a_miss_names_what_binds(sparse_m
     assert not miss.fits and miss.binding()[0] == "flash" and miss.binding()[1] > 1
     assert miss.encoding == "pruning"  # the closest to fitting
     data = cost.export_int8(shrink(sparse_model), x)
-    assert cost.decode_arena(data, tight_ram, x) >= rows["pruning"]["ram"]
+    assert cost.sparse_arena(data, tight_ram, x, rows["none"]["ram"]) >= rows["pruning"]["ram"]
+    plain_only = DeviceBudget(flash=HUGE, encodings=("none",))
+    assert cost.sparse_arena(data, plain_only, x, rows["none"]["ram"]) is None
 
 
 def test_litert_latency_is_timed(sparse_model):
@@ -59,3 +61,10 @@ def test_litert_latency_is_timed(sparse_model):
     m = cost.measure(sparse_model, DeviceBudget(latency_ms=1000.0, runtime="litert"), x)
     assert m.fits and 0 < m.latency_ms < 1000 and m.ram is None
     assert m.to_dict()["excess"]["latency_ms"] == pytest.approx(m.latency_ms / 1000, abs=1e-6)
+
+
+def test_a_registered_encoding_with_a_flat_arena_allows_weight_rounds(monkeypatch):
+    flat = cost.Encoder(cost.ENCODERS["none"].rows, sparse=True)
+    monkeypatch.setitem(cost.ENCODERS, "flat", flat)
+    budget = DeviceBudget(flash=HUGE, ram=HUGE, encodings=("none", "flat"))
+    assert cost.sparse_arena(b"", budget, None, 1234) == 1234

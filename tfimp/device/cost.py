@@ -6,9 +6,11 @@ budget in the TFLite Micro interpreter (flash = the model's bytes, RAM = the are
 the budget's margin); for LiteRT, times the file with `tfimp.profile` (this machine, or a board
 over ssh/adb). Results are cached by the int8 file's hash.
 
-`ENCODERS` is the pluggable list of TFLite Micro encodings: a function from the int8 model to
-its measured rows. "none" keeps the model as converted (arena flat); "pruning" is DECODE's
-bitmap encoding (flash falls with the zeros, the decoded tensors live in the arena).
+`ENCODERS` is the pluggable list of TFLite Micro encodings (`Encoder`: a function from the
+int8 model to its measured rows, whether its flash falls with the zeros, and how its arena is
+probed). "none" keeps the model as converted (arena flat); "pruning" is DECODE's bitmap
+encoding (flash falls with the zeros, the decoded tensors live in the arena). An encoding with
+a sparse kernel whose arena stays flat registers with `sparse=True, probe=None`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from tfimp.export import micro_fit
 from tfimp.export.micro_run import MicroError, MicroRun, run_micro
 
-__all__ = ["ENCODERS", "Measurement", "decode_arena", "export_int8", "measure"]
+__all__ = ["ENCODERS", "Encoder", "Measurement", "export_int8", "measure", "sparse_arena"]
 
 VERIFY_SAMPLES = 8
 CALIBRATION_SAMPLES = 128
@@ -45,7 +47,41 @@ def _decode(mode: str):
     return encode
 
 
-ENCODERS: dict[str, Callable] = {"none": _none, "pruning": _decode("pruning")}
+def _decode_probe(data: bytes, calibration, margin: float) -> int | None:
+    """The arena (with margin) with every tensor DECODE can hold stored compressed: what the
+    encoding costs in RAM whatever the sparsity (decoded tensors are dense)."""
+    from tfimp.export import tflm_compression as tc
+
+    options = [o for o in tc.tensor_options(data) if not o.reason]
+    if not options:
+        return None
+    plan = {(o.subgraph, o.index): "pruning" for o in options}
+    compressed = tc.compress_tflm(data, plan)
+    run = run_micro(compressed.data, [_inputs(calibration, 1).astype(np.float32)])
+    return micro_fit.arena_with_margin(run.arena_bytes, margin)
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoder:
+    """A TFLite Micro encoding the cost model can try.
+
+    Attributes:
+        rows: (int8 model, verification inputs, TFLM reference run, margin) -> measured
+            `MicroEncoding` rows (empty when the encoding applies to no tensor).
+        sparse: whether its flash falls as weights are pruned (weight rounds can pay off).
+        probe: (int8 model, calibration inputs, margin) -> the arena it needs at any
+            sparsity; None: the arena of the plain model (a kernel that reads the encoding).
+    """
+
+    rows: Callable
+    sparse: bool = False
+    probe: Callable | None = None
+
+
+ENCODERS: dict[str, Encoder] = {
+    "none": Encoder(_none),
+    "pruning": Encoder(_decode("pruning"), sparse=True, probe=_decode_probe),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +183,7 @@ def _micro_rows(data: bytes, budget, calibration) -> list[dict]:
     reference = run_micro(data, xs)
     rows = []
     for name in budget.encodings:
-        for r in ENCODERS[name](data, xs, reference, budget.margin):
+        for r in ENCODERS[name].rows(data, xs, reference, budget.margin):
             rows.append({"encoding": r.name, "flash": r.flash_bytes, "ram": r.arena_size,
                          "latency_ms": None})
     return rows
@@ -183,18 +219,15 @@ def _choose(rows: list[dict], budget, sha: str) -> Measurement:
                        tuple(rows), sha)
 
 
-def decode_arena(data: bytes, budget, calibration) -> int | None:
-    """The arena (with margin) when every tensor DECODE can hold is stored compressed: what
-    the sparsity-aware encodings cost in RAM whatever the sparsity (decoded tensors are
-    dense). None without such an encoding in the budget, or when no tensor qualifies."""
-    from tfimp.export import tflm_compression as tc
-
-    if "pruning" not in budget.encodings:
-        return None
-    options = [o for o in tc.tensor_options(data) if not o.reason]
-    if not options:
-        return None
-    plan = {(o.subgraph, o.index): "pruning" for o in options}
-    compressed = tc.compress_tflm(data, plan)
-    run = run_micro(compressed.data, [_inputs(calibration, 1).astype(np.float32)])
-    return micro_fit.arena_with_margin(run.arena_bytes, budget.margin)
+def sparse_arena(data: bytes, budget, calibration, plain_arena: int) -> int | None:
+    """The smallest arena (with margin) among the budget's encodings whose flash falls with
+    the zeros: what weight rounds would cost in RAM. None without such an encoding."""
+    arenas = []
+    for name in budget.encodings:
+        enc = ENCODERS[name]
+        if enc.sparse:
+            arena = plain_arena if enc.probe is None else enc.probe(data, calibration,
+                                                                    budget.margin)
+            if arena is not None:
+                arenas.append(arena)
+    return min(arenas, default=None)

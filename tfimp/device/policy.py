@@ -115,23 +115,23 @@ class DevicePolicy:
         none = next(c for c in meas.candidates if c["encoding"] == "none")
         limits = self.budget.limits()
         over = [r for r, limit in limits.items() if none.get(r) is not None and none[r] > limit]
-        if over != ["flash"]:
+        if over != ["flash"] or self.budget.runtime != "tflm":
             return "units", over
-        if self.budget.runtime == "tflm" and self.budget.ram is not None:
-            arena = self._decode_arena(meas, plain)
-            if arena is not None and arena <= self.budget.ram:
-                return "weights", over
-        elif self.budget.runtime == "tflm":
+        arena = self._sparse_arena(plain, none["ram"])
+        if arena is not None and (self.budget.ram is None or arena <= self.budget.ram):
             return "weights", over
         return "units", over
 
-    def _decode_arena(self, meas: Measurement, plain) -> int | None:
-        shape = repr([tuple(w.shape) for w in plain.weights])
-        if shape not in self._decode:
-            from tfimp.structure.shrink import shrink
+    def _sparse_arena(self, plain, plain_arena: int) -> int | None:
+        """The arena weight rounds would cost (cached per architecture)."""
+        from tfimp.structure.shrink import shrink
 
-            data = cost.export_int8(shrink(plain), self.calibration)
-            self._decode[shape] = cost.decode_arena(data, self.budget, self.calibration)
+        small = shrink(plain)
+        shape = repr([tuple(w.shape) for w in small.weights])
+        if shape not in self._decode:
+            data = cost.export_int8(small, self.calibration)
+            self._decode[shape] = cost.sparse_arena(data, self.budget, self.calibration,
+                                                    plain_arena)
         return self._decode[shape]
 
     def _unit_masks(self, model, plain, meas: Measurement, over: list, step: float, old: list):

@@ -72,7 +72,9 @@ class DevicePolicy:
 
         plain = strip(pruned) if is_pruned(pruned) else pruned
         m = cost.measure(plain, self.budget, self.calibration)
-        return {**m.to_dict(), "budget": self.budget.limits()}
+        units = units_lib.Units(plain)
+        return {**m.to_dict(), "budget": self.budget.limits(),
+                "macs": units.estimate(units.alive)["macs"]}
 
     def stop(self, manifest) -> bool | None:
         """True when the last round fits within the accuracy budget (or no cut is left);
@@ -141,9 +143,16 @@ class DevicePolicy:
         targets = {r: max(self.budget.limits()[r] * (1.0 - SLACK), none[r] * (1.0 - step))
                    for r in over}
 
+        latency = self._latency_model(none, est0["macs"]) if "latency_ms" in over else None
+        if "latency_ms" in over and latency is None:
+            return self._as_weight_masks(model, units, units.alive, old), {
+                "device_action": "units", "device_over": over, "units_removed": 0,
+                "device_stuck": True, "device_note": "the measured latency does not fall "
+                "with the multiply-adds removed so far"}
+
         def predicted(r: str, est: dict) -> float:
             if r == "latency_ms":
-                return none[r] * est["macs"] / max(est0["macs"], 1.0)
+                return latency(est["macs"])
             scale = 1.0 + self.budget.margin if r == "ram" else 1.0
             return none[r] - (est0[r] - est[r]) * scale
 
@@ -163,6 +172,25 @@ class DevicePolicy:
         if removed == 0:
             info["device_stuck"] = True
         return masks, info
+
+    def _latency_model(self, none: dict, macs: float):
+        """Latency against multiply-adds, a + b * MACs, fitted by least squares to the
+        rounds measured so far (through the parent's point; proportional with one round):
+        a fixed cost per inference that no cut removes dominates small models. None when
+        the measured latency did not fall with the multiply-adds."""
+        points = [(r["device"]["macs"], r["device"]["latency_ms"])
+                  for r in self.driver.manifest["history"]
+                  if r.get("device", {}).get("latency_ms") is not None and "macs" in r["device"]]
+        xs = np.array([p[0] for p in points] + [macs], dtype=np.float64)
+        ys = np.array([p[1] for p in points] + [none["latency_ms"]], dtype=np.float64)
+        slope = none["latency_ms"] / max(macs, 1.0)
+        if np.ptp(xs) > 0:
+            dx = xs - macs
+            fitted = float(np.sum(dx * (ys - none["latency_ms"])) / np.sum(dx * dx))
+            if fitted <= 0:
+                return None
+            slope = min(fitted, slope)
+        return lambda m: none["latency_ms"] + slope * (m - macs)
 
     def _evaluator(self, plain):
         driver = self.driver

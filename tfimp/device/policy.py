@@ -168,7 +168,7 @@ class DevicePolicy:
                 "device_targets": {r: round(t, 3) for r, t in targets.items()},
                 "device_predicted": {r: round(predicted(r, units.estimate(plan["keep"])), 3)
                                      for r in targets},
-                "device_cut_drop": plan["drop"], "allocation": self.allocation}
+                "device_cut_loss": plan["drop"], "allocation": self.allocation}
         if removed == 0:
             info["device_stuck"] = True
         return masks, info
@@ -200,14 +200,18 @@ class DevicePolicy:
             order = np.random.default_rng(driver.cfg.seed).permutation(val.size)[:n]
             x, y = _take(val.x, order), np.asarray(val.y)[order]
 
-        def evaluate() -> float:
+        def loss() -> float:
             if n:
                 out = plain.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)
             else:
                 out = plain.evaluate(val.x, verbose=0, return_dict=True)
-            dense = driver.manifest["dense_metric"]
-            return driver.cfg.drop(dense, float(out[driver.cfg.metric]))
-        return evaluate
+            return float(out["loss"])
+
+        # The loss, not the metric: on a few hundred samples a small cut moves the accuracy
+        # by 0 or 1 sample, so cuts would tie; the loss ranks them (MCT likewise scores
+        # sensitivity by a distance on the outputs, not by accuracy).
+        base = loss()
+        return lambda: loss() - base
 
     def _as_weight_masks(self, model, units, keep, old: list) -> list[np.ndarray]:
         from tfimp.sparsity.engine import pruned_layers

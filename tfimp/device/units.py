@@ -7,8 +7,8 @@ the int8 activation bytes live around each layer (the largest is the arena's pro
 
 `plan_cut` removes units until the predicted resources reach their targets. With
 allocation="sensitivity" each step tries a small cut in every group (its weakest channels by
-filter L1 norm), measures the accuracy drop of each on validation data, and takes the one that
-costs the least accuracy per unit of resource saved: NetAdapt's per-layer greedy choice (Yang
+filter L1 norm), measures the loss increase of each on validation data, and takes the one that
+costs the least loss per unit of resource saved: NetAdapt's per-layer greedy choice (Yang
 et al., ECCV 2018) without its short fine-tuning, scored per byte as Sony MCT's mixed-precision
 search scores sensitivity per weight memory. allocation="uniform" cuts the same fraction of
 every group instead, the smallest share (in 1% steps) that meets the targets (the baseline of
@@ -173,8 +173,9 @@ def plan_cut(units: Units, over: Callable[[dict], dict], evaluate: Callable[[], 
         units: the model's `Units`.
         over: from an `estimate` dict, {resource: relative excess} for the resources still
             above their round target (empty when all are met).
-        evaluate: the metric drop of the model as its variables stand now (positive =
-            worse); `plan_cut` zeroes candidate cuts in place around each call.
+        evaluate: how much worse the model is as its variables stand now (e.g. its loss
+            increase on validation data); `plan_cut` zeroes candidate cuts in place around
+            each call.
         allocation: "sensitivity" or "uniform".
         fraction: the share of a group's live channels one step removes.
 

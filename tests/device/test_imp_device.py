@@ -45,6 +45,9 @@ def test_units_rounds_until_the_model_fits(data, dense_flash, tmp_path):
     checked = check_artifact(model, budget, result.device, data_ns, tmp_path / "micro")
     assert checked["fits"] and checked["flash"] <= budget.flash
     assert checked["flash"] == result.device["flash"]
+    again = tfimp.imp(BUILD, *data, workdir=tmp_path, verbose=0, device=budget, **SETTINGS)
+    assert again.history == rows and again.device == result.device  # resumed, not rerun
+    assert again.workdir == result.workdir
 
 
 @pytest.mark.slow

@@ -98,3 +98,12 @@ def test_a_layer_keeps_one_unit_and_an_unreachable_target_says_so():
     plan = plan_cut(units, lambda e: {"flash": 1}, lambda: 0.0, "uniform")
     assert not plan["reached"]
     assert all(plan["keep"][g].sum() == 1 for g in units.groups())
+
+
+def test_a_cut_removes_at_most_its_share_of_the_units():
+    units = Units(builder()())
+    live = int(units.alive.sum() - 3)  # the output units are fixed
+    for allocation in ("sensitivity", "uniform"):
+        plan = plan_cut(units, lambda e: {"flash": 1}, lambda: 0.0, allocation, most=0.25)
+        assert not plan["reached"]
+        assert 0 < int(units.alive.sum() - plan["keep"].sum()) <= 0.25 * live

@@ -11,9 +11,9 @@ next round then cuts what binds:
   whose flash falls with the zeros fits the RAM.
 
 A round aims at the budget minus `SLACK`, but removes at most the run's step (the adaptive
-rate's, or `rate`) of the binding resource, so a round that breaks the accuracy budget is
-retried from the last good round with a smaller step. The run stops at the first round that
-fits every budget as measured and stays within the accuracy budget.
+rate's, or `rate`) of the binding resource and of the live units, so a round that breaks the
+accuracy budget is retried from the last good round with a smaller step. The run stops at
+the first round that fits every budget as measured and stays within the accuracy budget.
 """
 
 from __future__ import annotations
@@ -160,7 +160,8 @@ class DevicePolicy:
             return {r: predicted(r, est) / t - 1.0 for r, t in targets.items()
                     if predicted(r, est) > t}
 
-        plan = units_lib.plan_cut(units, excess, self._evaluator(plain), self.allocation)
+        plan = units_lib.plan_cut(units, excess, self._evaluator(plain), self.allocation,
+                                  most=max(step, units_lib.STEP_FRACTION))
         removed = int(units.alive.sum() - plan["keep"].sum())
         masks = self._as_weight_masks(model, units, plan["keep"], old)
         info = {"device_action": "units", "device_over": over, "units_removed": removed,

@@ -166,7 +166,8 @@ class Units:
 
 
 def plan_cut(units: Units, over: Callable[[dict], dict], evaluate: Callable[[], float],
-             allocation: str = "sensitivity", fraction: float = STEP_FRACTION) -> dict:
+             allocation: str = "sensitivity", fraction: float = STEP_FRACTION,
+             most: float = 1.0) -> dict:
     """Removes units from `units.alive` until `over(estimate)` is empty.
 
     Args:
@@ -178,13 +179,16 @@ def plan_cut(units: Units, over: Callable[[dict], dict], evaluate: Callable[[], 
             each call.
         allocation: "sensitivity" or "uniform".
         fraction: the share of a group's live channels one step removes.
+        most: the largest share of the live prunable units the whole cut may remove (a
+            target that needs more is left for later rounds).
 
     Returns:
         {"keep": the classes kept, "reached": whether the targets were met, "steps":
         [(group index, classes removed, drop)], "drop": the drop of the final cut}.
     """
+    limit = int(most * np.count_nonzero(units.alive & units.prunable))
     if allocation == "uniform":
-        return _uniform(units, over, evaluate)
+        return _uniform(units, over, evaluate, most)
     keep = units.alive.copy()
     steps, drop = [], 0.0
     groups = units.groups()
@@ -196,7 +200,7 @@ def plan_cut(units: Units, over: Callable[[dict], dict], evaluate: Callable[[], 
             if cut is None:
                 continue
             gain = _gain(units, keep, cut, excess)
-            if gain > 0:
+            if gain > 0 and np.count_nonzero(units.alive & ~cut) <= limit:
                 candidates.append((gi, cut, gain))
         if not candidates:
             break
@@ -236,10 +240,11 @@ def _drop(units: Units, keep, evaluate) -> float:
         undo()
 
 
-def _uniform(units: Units, over, evaluate) -> dict:
-    """The smallest share (in 1% steps) that, cut from every group, meets the targets."""
+def _uniform(units: Units, over, evaluate, most: float = 1.0) -> dict:
+    """The smallest share (in 1% steps, at most `most`) that, cut from every group, meets
+    the targets."""
     keep = units.alive.copy()
-    for share in np.arange(1, 100) / 100:
+    for share in np.arange(1, int(round(most * 100)) + 1) / 100:
         keep = units.alive.copy()
         for classes in units.groups():
             cut = units.step(units.alive, classes, share)

@@ -194,7 +194,15 @@ def latency_ms(data: bytes, budget) -> float:
     from tfimp import profile
 
     if budget.target == "local":
-        result = profile.litert(data, threads=budget.threads, runs=LATENCY_RUNS, warmup=5)
+        try:
+            result = profile.litert(data, threads=budget.threads, runs=LATENCY_RUNS, warmup=5)
+        except profile.ProfilingError as e:
+            if "XNNPACK" not in str(e):
+                raise
+            # XNNPACK refuses some shrunk shapes ("failed to prepare"); an app then runs the
+            # model without the delegate, on LiteRT's builtin kernels.
+            result = profile.litert(data, threads=budget.threads, runs=LATENCY_RUNS, warmup=5,
+                                    xnnpack=False)
     else:
         result = profile.benchmark_model(data, target=budget.target, threads=budget.threads,
                                          runs=LATENCY_RUNS)

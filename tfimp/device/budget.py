@@ -214,11 +214,11 @@ def parse_fields(text: str) -> dict:
         key, value = key.strip().lower(), value.strip()
         if not sep or key not in _KEYS or not value:
             v.fail("budget", text, _BUDGET_HELP)
-        fields[_KEYS[key]] = _value(_KEYS[key], value, text)
+        fields[_KEYS[key]] = _value(_KEYS[key], value)
     return fields
 
 
-def _value(key: str, value: str, text: str):
+def _value(key: str, value: str):
     if key in ("flash", "ram"):
         m = _SIZE.fullmatch(value)
         if not m:

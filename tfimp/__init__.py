@@ -38,10 +38,11 @@ _LAZY = {
     "shrink": ("tfimp.structure.shrink", "shrink"),
     "quantize_aware": ("tfimp.quantization.qat", "quantize_aware"),
     "structure_report": ("tfimp.structure.report", "structure_report"),
+    "DeviceBudget": ("tfimp.device.budget", "DeviceBudget"),
 }
-_SUBMODULES = ("bundle", "callbacks", "cli", "clustering", "data", "export", "lottery", "models",
-               "pipeline", "profile", "quantization", "schedules", "sparsity", "structure",
-               "wrappers")
+_SUBMODULES = ("bundle", "callbacks", "cli", "clustering", "data", "device", "export", "lottery",
+               "models", "pipeline", "profile", "quantization", "schedules", "sparsity",
+               "structure", "wrappers")
 
 __all__ = ["InvalidArgumentError", "TfimpError", "__version__", *_LAZY, *_SUBMODULES]
 

@@ -48,7 +48,7 @@ from tfimp.sparsity import schedules as schedules_lib
 from tfimp.sparsity.engine import Plan, check_selectors, matches, pruned_layers, select
 from tfimp.sparsity.engine import prune as prune_model
 from tfimp.sparsity.callbacks import UpdateMasks
-from tfimp.sparsity.engine import update_masks, walk_layers
+from tfimp.sparsity.engine import strip, update_masks, walk_layers
 from tfimp.sparsity.registry import prunable_weights
 from tfimp.sparsity.report import sparsity_report
 
@@ -272,6 +272,7 @@ class IMPResult:
     _scope: str = dataclasses.field(repr=False, default="global")
     _exclude: tuple = dataclasses.field(repr=False, default=())
     _granularity: Any = dataclasses.field(repr=False, default=None)
+    device: dict | None = None
 
     def _drop(self, row: dict) -> float:
         return metric_drop(self.dense_metric, row[f"val_{self.metric}"], self.higher_better)
@@ -336,6 +337,7 @@ def imp(
     teacher: keras.Model | None = None,
     workdir=None,
     verbose: int = 1,
+    device=None,
     **settings,
 ) -> IMPResult:
     """Runs Iterative Magnitude Pruning and returns the per-round history.
@@ -354,6 +356,9 @@ def imp(
         **settings: `IMPConfig` fields that override `config` (rounds=8, rate=0.2,
             rewind="lr", budget=0.01, granularity="block:4x1", ...); `rewind=("step", k)`
             stands for rewind="step", rewind_at=k.
+        device: a `tfimp.DeviceBudget` (or a `tfimp.device.DevicePolicy`): every round's
+            model is measured on the device and the rounds cut what binds (`tfimp.device`);
+            the run stops when a round fits, and `IMPResult.device` names the round to ship.
     """
     import tempfile
 
@@ -381,18 +386,30 @@ def imp(
     check_selectors(reference, tuple(cfg.layer_rates), "layer_rates")
     _check_metric(reference, cfg.metric, val, cfg.batch_size)
     prune_model(reference, None, scope=cfg.scope, exclude=cfg.exclude, granularity=cfg.granularity)
+    policy = _device_policy(device, cfg)
     config = {"schema": SCHEMA, "imp": cfg.get_config(), "builder": _qualname(build_model),
               "train": _fingerprint(train), "val": _fingerprint(val),
               "weights": [list(w.shape) for w in reference.weights],
               "initial_model": None if initial_model is None else _hash_arrays(
                   initial_model.get_weights()),
               "teacher": None if teacher is None else _hash_arrays(teacher.get_weights())}
+    if policy is not None:
+        config["device"] = policy.get_config()
     run = RunDir(workdir or tempfile.mkdtemp(prefix="tfimp-imp-"), config)
     if workdir is None:
         run.created = run.path.parent  # a failed run removes its temporary folder too
     driver = _Driver(build_model, reference, train, val, cfg, run, initial_model, verbose,
-                     teacher)
+                     teacher, policy)
     return driver.run()
+
+
+def _device_policy(device, cfg: IMPConfig):
+    """The `DevicePolicy` of `imp(..., device=...)`, or None."""
+    if device is None:
+        return None
+    from tfimp.device.policy import check_device
+
+    return check_device(device, cfg)
 
 
 def _check_teacher(cfg: IMPConfig, teacher) -> None:
@@ -451,7 +468,7 @@ class _Driver:
     """Holds one run's state between rounds; `run()` resumes from the run folder."""
 
     def __init__(self, build_model, reference, train, val, cfg: IMPConfig, run, initial_model,
-                 verbose, teacher=None):
+                 verbose, teacher=None, device=None):
         self.build_model, self.reference = build_model, reference
         self.train, self.val, self.cfg, self.run_dir = train, val, cfg, run
         self.rounds = cfg.total_rounds
@@ -471,6 +488,9 @@ class _Driver:
         self._dense_epochs = _dense_epochs(cfg)
         self.printer = RoundPrinter(cfg.metric, self.rounds or budget_lib.ADAPTIVE_ROUNDS,
                                     verbose, self.channels)
+        self.device = device
+        if device is not None:
+            device.bind(self)
 
     def _wrap(self, model, source) -> keras.Model:
         """`model` wrapped as every round wraps it: all-ones masks, this run's settings."""
@@ -535,6 +555,8 @@ class _Driver:
         result.qat = manifest.get("qat")
         result._scope, result._granularity = self.cfg.scope, self.cfg.granularity
         result._exclude = tuple(self._excluded)  # by layer position: names differ per build
+        if self.device is not None:
+            result.device = self.device.choose(manifest["history"], manifest["dense_metric"])
         self._finish(result)
         return result
 
@@ -607,6 +629,8 @@ class _Driver:
 
     def _stop(self, manifest) -> bool:
         row = manifest["history"][-1]
+        if self.device is not None and self.device.stop(manifest):
+            return True
         if self.rounds is not None and row["round"] >= self.rounds:
             return True
         if self.plan is not None and row["round"] > 0 and \
@@ -672,6 +696,8 @@ class _Driver:
         row["layers"] = {names[i]: x.sparsity for i, x in enumerate(report.rows)}
         if self.channels:
             row["channel_sparsity"] = _channel_sparsity(pruned)
+        if self.device is not None:
+            row["device"] = self.device.measure_round(pruned)
         if f"val_{self.cfg.metric}" not in row:
             raise ValueError(f"Argument `metric`={self.cfg.metric!r} is not among the evaluated "
                              f"metrics {sorted(metrics)}.")
@@ -734,6 +760,8 @@ class _Driver:
         if self.cfg.adaptive:
             state = self.manifest["adaptive"]
             return state["good_round"], state["step"]
+        if self.device is not None:
+            return self.device.parent_and_step(self.manifest, self.cfg.rate)
         return r - 1, self.cfg.rate
 
     def _round_epochs(self, r: int) -> int:
@@ -751,14 +779,18 @@ class _Driver:
         density = start * (1.0 - step)
         epochs = self._round_epochs(r)
         arrays, old = self._prunable_arrays(model), unpack("m", previous)
-        if self.channels:
+        device_info = {}
+        if self.device is not None:
+            masks, device_info = self._device_masks(model, previous, parent, step, arrays, old)
+            density = _mask_density(masks)
+        elif self.channels:
             masks = self._next_channel_masks(model, old, density)
         else:
             masks = self._next_masks(arrays, old, density)
         lr = self._round_lr(model, epochs, step, arrays, masks)
         model.set_weights(self._rewind_weights(previous))
         callbacks = self._patience()
-        if self.cfg.ramp:  # IMPConfig refuses a ramp with channel granularity
+        if self.cfg.ramp and self.device is None:  # the device's cuts are set at the start
             pruned = self._ramped(model, start, density, epochs)
             if old:  # the dense round has no masks: all ones already
                 _set_masks_list(pruned, old)
@@ -768,11 +800,19 @@ class _Driver:
             _set_masks_list(pruned, masks)
         _compile_like(pruned, model, lr)
         self._round_info = {"parent": parent, "step": round(step, 6),
-                            "target_density": density, **self._round_info}
+                            "target_density": density, **self._round_info, **device_info}
         trained = self._train(self._trainer(pruned, model, lr), r, epochs, callbacks)
-        if self.cfg.ramp:  # IMPConfig refuses a ramp with channel granularity
+        if self.cfg.ramp and self.device is None:
             _finish_schedule(pruned)
         return pruned, trained
+
+    def _device_masks(self, model, previous, parent: int, step: float, arrays, old: list):
+        """The device policy's masks, from the parent round's model as trained (compiled, so
+        it can evaluate candidate cuts)."""
+        masked = _masked(model, previous, self._wrap)
+        plain = strip(masked) if masked is not model else model
+        _compile_like(plain, self.reference, None)
+        return self.device.next_masks(model, plain, parent, step, arrays, old)
 
     def _layer_targets(self, model, density: float) -> dict | None:
         """Per-layer final sparsities (by wrapped layer name) for the layers with a rate."""
@@ -1002,6 +1042,11 @@ class _Driver:
             var.assign(value)
         logging.warning("Resuming IMP round %d after epoch %d.", r, m["epoch"])
         return int(m["epoch"])
+
+
+def _mask_density(masks) -> float:
+    total = sum(int(np.size(m)) for m in masks)
+    return float(sum(float(np.sum(m)) for m in masks) / total) if total else 1.0
 
 
 def _channel_sparsity(model) -> float:

@@ -76,6 +76,7 @@ class RunReport:
     structure_table: str = ""
     qat: dict | None = None
     comparison: dict | None = None
+    device: dict | None = None
 
     @property
     def synthetic(self) -> bool:
@@ -95,6 +96,8 @@ class RunReport:
         out += [f"latency {r.target}@{r.threads}: {r.error}" for r in self.latency if r.error]
         if self.micro and self.micro.get("error"):
             out.append(f"micro: {self.micro['error']}")
+        if self.device and self.device["checked"].get("error"):
+            out.append(f"device: {self.device['checked']['error']}")
         return out
 
     def to_dict(self) -> dict:
@@ -179,7 +182,12 @@ def markdown(report) -> str:
               f"Data: {r.data.get('name')} ({r.data.get('source', '')}), "
               f"{r.data.get('train_samples')} train / {r.data.get('test_samples')} test  ",
               f"Model: {r.recipe.model.name}, {r.params:,} parameters", ""]
-    lines += _accuracy_section(r) + _rounds_section(r)
+    lines += _accuracy_section(r)
+    if r.device:
+        from tfimp.device.report import device_markdown
+
+        lines += device_markdown(r.device)
+    lines += _rounds_section(r)
     lines += ["## Per-layer sparsity (best model)", "", "```", r.sparsity_table, "```", ""]
     if r.structure_table:
         lines += ["## Channels, parameters and MACs (dense round 0 -> shrunk best model)", "",

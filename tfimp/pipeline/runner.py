@@ -35,7 +35,7 @@ DEFAULT_OVERRIDES = ("data.offline=true",)
 
 def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
         smoke: bool = False, *, command: str | None = None,
-        compare: str | None = None) -> RunReport:
+        compare: str | None = None, device=None) -> RunReport:
     """Runs `recipe`: IMP, export, verification, profiling; writes the report folder.
 
     Args:
@@ -46,6 +46,9 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
         command: the command line that reproduces the run, for the report.
         compare: "gradual" also runs gradual magnitude pruning with the same epochs and
             data at 90/95/97/98% and at IMP's chosen sparsity, and reports both side by side.
+        device: a `tfimp.DeviceBudget` (or `DevicePolicy`): IMP runs device rounds
+            (`tfimp.device`), the round it chooses is exported shrunk, and the report holds
+            the budget against what was measured, per round and on the exported files.
 
     Returns:
         A `RunReport`; its `errors` lists the stages that failed (the others still ran).
@@ -59,21 +62,26 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
     if compare is not None:
         v.choice("compare", compare, compare_lib.STRATEGIES)
     start = time.time()
+    policy = None if device is None else _policy(device, recipe)
+    suffix = "" if policy is None else f"-{policy.slug()}"
     workdir = v.output_folder("workdir", workdir or Path("runs") /
-                              f"{recipe.name}-{recipe.digest()}")
+                              f"{recipe.name}-{recipe.digest()}{suffix}")
     report_dir = workdir / "report"
     data = load_data(recipe)
     if data.info.get("synthetic"):
         print(f"tfimp run: {run_report.SYNTHETIC_NOTE}", flush=True)
-    result = _imp(recipe, data, workdir)
-    best = result.best(budget=recipe.imp.budget)
-    row = dict(result.best_round(recipe.imp.budget))
+    result = _imp(recipe, data, workdir, policy)
+    if policy is None:
+        best = result.best(budget=recipe.imp.budget)
+        row = dict(result.best_round(recipe.imp.budget))
+    else:
+        best, row = _device_choice(result)
     fields = _imp_fields(recipe, data, result, best, row)
     if compare is not None:
         fields["comparison"] = compare_lib.compare_gradual(
             recipe, data, result, workdir / "compare", make_builder(recipe, data),
             verbose=0)
-    if recipe.imp.granularity.kind == "channel":
+    if recipe.imp.granularity.kind == "channel" or policy is not None:
         best, fields["structure"], fields["structure_table"] = _shrink(best, result.model(0))
     dense = result.model(0) if recipe.export.baseline else None
     (report_dir / "models").mkdir(parents=True, exist_ok=True)  # once IMP has run
@@ -83,6 +91,9 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
         fields["qat"] = _qat_summary(result.qat, exports, best, data, recipe.export)
     latency = _latency(recipe, {t: p for t, p in paths.items() if t != PTQ_TARGET})
     micro = _micro(recipe, paths, report_dir / "micro", data, best if qat is None else qat)
+    if policy is not None:
+        fields["device"] = _device_report(policy, result, paths, data,
+                                          report_dir / f"micro-{policy.slug()}")
     report = RunReport(recipe=recipe, command=command,
                        workdir=str(workdir), report_dir=str(report_dir), exports=exports,
                        latency=latency, micro=micro, seconds=time.time() - start, **fields)
@@ -152,13 +163,32 @@ def make_optimizer(train, steps_per_round: int | None = None):
     return type(optimizer)(**config)
 
 
-def _imp(recipe: Recipe, data, workdir: Path):
+def _imp(recipe: Recipe, data, workdir: Path, policy=None):
     from tfimp.lottery.driver import imp
 
     config = dataclasses.replace(recipe.imp, seed=recipe.seed)
     return imp(make_builder(recipe, data), (data.x_train, data.y_train),
                (data.x_test, data.y_test), config, workdir=str(workdir),
-               verbose=1 if sys.stdout.isatty() else 2)
+               verbose=1 if sys.stdout.isatty() else 2, device=policy)
+
+
+def _policy(device, recipe: Recipe):
+    from tfimp.device.policy import check_device
+
+    return check_device(device, recipe.imp)
+
+
+def _device_choice(result) -> tuple:
+    """The model and history row of the round the device run chose (fitting or nearest)."""
+    r = result.device["round"]
+    return result.model(r), dict(next(h for h in result.history if h["round"] == r))
+
+
+def _device_report(policy, result, paths: dict, data, out: Path) -> dict:
+    """The budget against what was measured: per round, and on the exported int8 file."""
+    from tfimp.device.report import device_summary
+
+    return device_summary(policy, result, paths.get("int8"), data, out)
 
 
 def _imp_fields(recipe: Recipe, data, result, best, row: dict) -> dict:
@@ -419,6 +449,12 @@ def _parser() -> argparse.ArgumentParser:
                         "(repeatable; `tfimp run RECIPE --list` lists a recipe's options)")
     p.add_argument("--list", action="store_true",
                    help="list the recipes (with a recipe: its options) and exit")
+    p.add_argument("--board", default=None,
+                   help="a device to fit: a TFLite Micro board (e.g. cortex-m0plus-32k: its "
+                        "flash and RAM) or a LiteRT latency target (with --budget latency=...)")
+    p.add_argument("--budget", default=None, metavar="SPEC",
+                   help="a device budget, e.g. flash=256k,ram=32k or latency=5ms,"
+                        "runtime=litert (with --board: overrides the board's numbers)")
     p.add_argument("--compare", choices=compare_lib.STRATEGIES, default=None,
                    help="also run gradual magnitude pruning on the same data and epochs "
                         "(one run per sparsity: 90/95/97/98%% and IMP's) and report both")
@@ -446,14 +482,26 @@ def main(argv: list[str]) -> int:
     check(recipe)
     if args.workdir is not None:
         v.output_folder("--workdir", args.workdir)
+    device = _device_arg(args.board, args.budget)
+    if device is not None:
+        _policy(device, recipe)
     command = "tfimp run " + " ".join(argv)
     report = run(recipe, workdir=args.workdir, command=command.strip(),
-                 compare=args.compare)
+                 compare=args.compare, device=device)
     print(report.markdown())
     print(f"report folder: {report.report_dir}")
     for line in report.errors:
         print(f"tfimp run: stage failed: {line}", file=sys.stderr)
     return 1 if report.errors else 0
+
+
+def _device_arg(board: str | None, budget: str | None):
+    """The `DeviceBudget` of `--board` and `--budget` (None without either)."""
+    from tfimp.device.budget import budget_for, parse_budget
+
+    if budget is not None:
+        return parse_budget(budget, board)
+    return None if board is None else budget_for(board)
 
 
 __all__ = ["ExportRow", "LatencyRow", "RunReport", "load_data", "main", "make_builder",

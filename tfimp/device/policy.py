@@ -1,0 +1,278 @@
+"""Hybrid device rounds for `tfimp.imp(..., device=budget)`.
+
+Every round's model is measured (`cost.measure`: shrunk, int8, TFLite Micro or LiteRT). The
+next round then cuts what binds:
+
+- units (neurons, channels) while the RAM or the latency is over budget, or while the flash is
+  and no sparsity-aware encoding fits the RAM (DECODE holds decoded tensors in the arena): the
+  cut is planned by `units.plan_cut` and applied as weight masks that zero the units' filters
+  and every row that reads them, so `tfimp.shrink` removes them exactly;
+- weights (the run's own magnitude ranking) while only the flash is over and an encoding
+  whose flash falls with the zeros fits the RAM.
+
+A round aims at the budget minus `SLACK`, but removes at most the run's step (the adaptive
+rate's, or `rate`) of the binding resource and of the live units, so a round that breaks the
+accuracy budget is retried from the last good round with a smaller step. The run stops at
+the first round that fits every budget as measured and stays within the accuracy budget.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfimp.device import cost, units as units_lib
+from tfimp.device.cost import Measurement
+
+__all__ = ["DevicePolicy", "choose_round"]
+
+SLACK = 0.02
+"""A round aims this share below the budget: the measured model differs from the estimate by
+quantization parameters and file metadata."""
+EVAL_SAMPLES = 1000
+
+
+class DevicePolicy:
+    """The device side of one IMP run; the driver calls it at fixed points of a round."""
+
+    def __init__(self, budget, allocation: str = "sensitivity"):
+        from tfimp._util import validate as v
+        from tfimp.device.budget import DeviceBudget
+
+        if not isinstance(budget, DeviceBudget):
+            v.fail("device", budget, "a tfimp.DeviceBudget (e.g. tfimp.device.budget_for("
+                   "'cortex-m0plus-32k') or DeviceBudget(flash=262144, ram=32768))")
+        v.choice("allocation", allocation, units_lib.ALLOCATIONS)
+        self.budget, self.allocation = budget, allocation
+        self._decode: dict[str, int | None] = {}
+
+    def get_config(self) -> dict:
+        return {"budget": self.budget.get_config(), "allocation": self.allocation}
+
+    def slug(self) -> str:
+        """A short folder-name part naming the budget, e.g. "cortex-m0plus-32k"."""
+        import hashlib
+        import json
+
+        digest = hashlib.sha256(json.dumps(self.get_config(), sort_keys=True).encode())
+        name = self.budget.name or "budget"
+        return f"{name}-{digest.hexdigest()[:6]}"
+
+    def choose(self, history: list[dict], dense_metric: float) -> dict | None:
+        return choose_round(history, dense_metric, self.driver.cfg)
+
+    def bind(self, driver) -> None:
+        self.driver = driver
+        x = driver.train.x if driver.train.size is not None else next(iter(driver.train.x))[0]
+        self.calibration = np.asarray(x[:cost.CALIBRATION_SAMPLES])
+
+    # -- after a round trains
+    def measure_round(self, pruned) -> dict:
+        """The round's model as measured, for its history row."""
+        from tfimp.sparsity.engine import is_pruned, strip
+
+        plain = strip(pruned) if is_pruned(pruned) else pruned
+        m = cost.measure(plain, self.budget, self.calibration)
+        units = units_lib.Units(plain)
+        return {**m.to_dict(), "budget": self.budget.limits(),
+                "macs": units.estimate(units.alive)["macs"]}
+
+    def stop(self, manifest) -> bool | None:
+        """True when the last round fits within the accuracy budget (or no cut is left);
+        None leaves the decision to the run's own rules."""
+        row = manifest["history"][-1]
+        if row.get("device_stuck"):
+            return True
+        if row["device"]["fits"] and self._within(manifest, row):
+            return True
+        return None
+
+    # -- before a round trains
+    def parent_and_step(self, manifest, rate: float) -> tuple[int, float]:
+        """With a fixed rate: the last round within the accuracy budget, and the rate halved
+        once for every round after it (each broke the budget), as the adaptive rate does."""
+        history = manifest["history"]
+        good = [r for r in history if self._within(manifest, r)]
+        parent = good[-1]["round"] if good else 0
+        broken = sum(r["round"] > parent for r in history)
+        return parent, rate / 2 ** broken
+
+    def _within(self, manifest, row) -> bool:
+        cfg = self.driver.cfg
+        if cfg.budget is None or row["round"] == 0:
+            return True
+        return cfg.drop(manifest["dense_metric"], row[f"val_{cfg.metric}"]) <= cfg.budget + 1e-12
+
+    def next_masks(self, model, plain, parent: int, step: float, arrays, old: list):
+        """The masks of the next round and what it did, for its history row. `plain` is the
+        parent round's model (pruned weights at zero, compiled), `model` the one to wrap."""
+        meas = Measurement.from_dict(self.driver._row(parent)["device"])
+        kind, over = self._action(meas, plain)
+        if kind == "weights":
+            density = self.driver._density(parent) * (1.0 - step)
+            masks = self.driver._next_masks(arrays, old, density)
+            return masks, {"device_action": "weights", "device_over": over}
+        return self._unit_masks(model, plain, meas, over, step, old)
+
+    def _action(self, meas: Measurement, plain) -> tuple[str, list]:
+        none = next(c for c in meas.candidates if c["encoding"] == "none")
+        limits = self.budget.limits()
+        over = [r for r, limit in limits.items() if none.get(r) is not None and none[r] > limit]
+        if over != ["flash"] or self.budget.runtime != "tflm":
+            return "units", over
+        arena = self._sparse_arena(plain, none["ram"])
+        if arena is not None and (self.budget.ram is None or arena <= self.budget.ram):
+            return "weights", over
+        return "units", over
+
+    def _sparse_arena(self, plain, plain_arena: int) -> int | None:
+        """The arena weight rounds would cost (cached per architecture)."""
+        from tfimp.structure.shrink import shrink
+
+        small = shrink(plain)
+        shape = repr([tuple(w.shape) for w in small.weights])
+        if shape not in self._decode:
+            data = cost.export_int8(small, self.calibration)
+            self._decode[shape] = cost.sparse_arena(data, self.budget, self.calibration,
+                                                    plain_arena)
+        return self._decode[shape]
+
+    def _unit_masks(self, model, plain, meas: Measurement, over: list, step: float, old: list):
+        none = next(c for c in meas.candidates if c["encoding"] == "none")
+        units = units_lib.Units(plain)
+        est0 = units.estimate(units.alive)
+        targets = {r: max(self.budget.limits()[r] * (1.0 - SLACK), none[r] * (1.0 - step))
+                   for r in over}
+
+        latency = self._latency_model(none, est0["macs"]) if "latency_ms" in over else None
+        if "latency_ms" in over and latency is None:
+            return self._as_weight_masks(model, units, units.alive, old), {
+                "device_action": "units", "device_over": over, "units_removed": 0,
+                "device_stuck": True, "device_note": "the measured latency does not fall "
+                "with the multiply-adds removed so far"}
+
+        def predicted(r: str, est: dict) -> float:
+            if r == "latency_ms":
+                return latency(est["macs"])
+            scale = 1.0 + self.budget.margin if r == "ram" else 1.0
+            return none[r] - (est0[r] - est[r]) * scale
+
+        def excess(est: dict) -> dict:
+            return {r: predicted(r, est) / t - 1.0 for r, t in targets.items()
+                    if predicted(r, est) > t}
+
+        plan = units_lib.plan_cut(units, excess, self._evaluator(plain), self.allocation,
+                                  most=max(step, units_lib.STEP_FRACTION))
+        removed = int(units.alive.sum() - plan["keep"].sum())
+        masks = self._as_weight_masks(model, units, plan["keep"], old)
+        info = {"device_action": "units", "device_over": over, "units_removed": removed,
+                "units_left": int(plan["keep"][units.prunable].sum()),
+                "device_targets": {r: round(t, 3) for r, t in targets.items()},
+                "device_predicted": {r: round(predicted(r, units.estimate(plan["keep"])), 3)
+                                     for r in targets},
+                "device_cut_loss": plan["drop"], "allocation": self.allocation}
+        if removed == 0:
+            info["device_stuck"] = True
+        return masks, info
+
+    def _latency_model(self, none: dict, macs: float):
+        """Latency against multiply-adds, a + b * MACs, fitted by least squares to the
+        rounds measured so far (through the parent's point; proportional with one round):
+        a fixed cost per inference that no cut removes dominates small models. None when
+        the measured latency did not fall with the multiply-adds."""
+        points = [(r["device"]["macs"], r["device"]["latency_ms"])
+                  for r in self.driver.manifest["history"]
+                  if r.get("device", {}).get("latency_ms") is not None and "macs" in r["device"]]
+        xs = np.array([p[0] for p in points] + [macs], dtype=np.float64)
+        ys = np.array([p[1] for p in points] + [none["latency_ms"]], dtype=np.float64)
+        slope = none["latency_ms"] / max(macs, 1.0)
+        if np.ptp(xs) > 0:
+            dx = xs - macs
+            fitted = float(np.sum(dx * (ys - none["latency_ms"])) / np.sum(dx * dx))
+            if fitted <= 0:
+                return None
+            slope = min(fitted, slope)
+        return lambda m: none["latency_ms"] + slope * (m - macs)
+
+    def _evaluator(self, plain):
+        driver = self.driver
+        val = driver.val
+        n = min(val.size or 0, EVAL_SAMPLES)
+        if n:
+            order = np.random.default_rng(driver.cfg.seed).permutation(val.size)[:n]
+            x, y = _take(val.x, order), np.asarray(val.y)[order]
+
+        def loss() -> float:
+            if n:
+                out = plain.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)
+            else:
+                out = plain.evaluate(val.x, verbose=0, return_dict=True)
+            return float(out["loss"])
+
+        # The loss, not the metric: on a few hundred samples a small cut moves the accuracy
+        # by 0 or 1 sample, so cuts would tie; the loss ranks them (MCT likewise scores
+        # sensitivity by a distance on the outputs, not by accuracy).
+        base = loss()
+        return lambda: loss() - base
+
+    def _as_weight_masks(self, model, units, keep, old: list) -> list[np.ndarray]:
+        from tfimp.sparsity.engine import pruned_layers
+
+        cuts = units.slice_masks(keep)
+        wrapped = self.driver._wrap(model, model)
+        masks, flat = [], iter(old)
+        for w in pruned_layers(wrapped):
+            for var, mask in zip(w.pruned_weights, w.get_masks()):
+                base = next(flat) if old else np.ones_like(mask)
+                cut = cuts.get((w.layer.name, var.path.rsplit("/", 1)[-1]))
+                masks.append(base if cut is None else base * cut.reshape(np.shape(base)))
+        return masks
+
+
+def _take(x, order):
+    if isinstance(x, dict):
+        return {k: np.asarray(a)[order] for k, a in x.items()}
+    return np.asarray(x)[order]
+
+
+def check_device(device, cfg) -> DevicePolicy:
+    """`device` as a `DevicePolicy` for a run with `cfg` (an `IMPConfig`)."""
+    from tfimp._util import validate as v
+
+    policy = device if isinstance(device, DevicePolicy) else DevicePolicy(device)
+    if cfg.granularity.kind != "weight":
+        v.fail("granularity", str(cfg.granularity), "'weight' with `device` (device rounds "
+               "remove whole units themselves, then prune single weights)")
+    if cfg.strategy != "imp":
+        v.fail("strategy", cfg.strategy, "'imp' with `device` (device rounds are IMP rounds)")
+    return policy
+
+
+def choose_round(history: list[dict], dense_metric: float, cfg) -> dict | None:
+    """The most accurate round that fits within the accuracy budget; else the nearest miss:
+    the round within the accuracy budget closest to fitting, with the resource that binds."""
+    rows = [r for r in history if "device" in r]
+    if not rows:
+        return None
+    metric = f"val_{cfg.metric}"
+
+    def within(r) -> bool:
+        return cfg.budget is None or cfg.drop(dense_metric, r[metric]) <= cfg.budget + 1e-12
+
+    fitting = [r for r in rows if r["device"]["fits"] and within(r)]
+    sign = 1.0 if cfg.higher_better else -1.0
+    if fitting:
+        best = max(fitting, key=lambda r: (sign * r[metric], -r["device"]["flash"]))
+        return {"round": best["round"], "fits": True, "label": "fits",
+                **_summary(best, metric)}
+    pool = [r for r in rows if within(r)] or rows
+    best = min(pool, key=lambda r: max(r["device"]["excess"].values(), default=0.0))
+    resource = max(best["device"]["excess"], key=best["device"]["excess"].get)
+    ratio = best["device"]["excess"][resource]
+    return {"round": best["round"], "fits": False, "label": "nearest miss",
+            "binding": resource, "over_by": round(ratio - 1.0, 6), **_summary(best, metric)}
+
+
+def _summary(row: dict, metric: str) -> dict:
+    d = row["device"]
+    return {"metric": row[metric], "encoding": d["encoding"], "flash": d["flash"],
+            "ram": d["ram"], "latency_ms": d["latency_ms"], "budget": d["budget"]}

@@ -39,21 +39,35 @@ def test_measures_the_shrunk_int8_file_in_tflite_micro(sparse_model):
 
 def test_the_smallest_fitting_encoding_wins_and_a_miss_names_what_binds(sparse_model):
     x, _ = toy_data(64, features=64)
-    free = cost.measure(sparse_model, DeviceBudget(flash=HUGE, ram=HUGE), x)
+    decode = ("none", "pruning")
+    free = cost.measure(sparse_model, DeviceBudget(flash=HUGE, ram=HUGE, encodings=decode), x)
     rows = {c["encoding"]: c for c in free.candidates}
     assert set(rows) == {"none", "pruning"}
     assert rows["pruning"]["flash"] < rows["none"]["flash"]
     assert rows["pruning"]["ram"] > rows["none"]["ram"]  # DECODE fills the arena
     assert free.encoding == "pruning"
-    tight_ram = DeviceBudget(flash=HUGE, ram=rows["none"]["ram"])
+    tight_ram = DeviceBudget(flash=HUGE, ram=rows["none"]["ram"], encodings=decode)
     assert cost.measure(sparse_model, tight_ram, x).encoding == "none"
-    miss = cost.measure(sparse_model, DeviceBudget(flash=1000, ram=HUGE), x)
+    miss = cost.measure(sparse_model, DeviceBudget(flash=1000, ram=HUGE, encodings=decode), x)
     assert not miss.fits and miss.binding()[0] == "flash" and miss.binding()[1] > 1
     assert miss.encoding == "pruning"  # the closest to fitting
     data = cost.export_int8(shrink(sparse_model), x)
     assert cost.sparse_arena(data, tight_ram, x, rows["none"]["ram"]) >= rows["pruning"]["ram"]
     plain_only = DeviceBudget(flash=HUGE, encodings=("none",))
     assert cost.sparse_arena(data, plain_only, x, rows["none"]["ram"]) is None
+
+
+def test_the_sparse_kernel_cuts_flash_at_the_plain_arena(sparse_model):
+    x, _ = toy_data(64, features=64)
+    free = cost.measure(sparse_model, DeviceBudget(flash=HUGE, ram=HUGE), x)
+    rows = {c["encoding"]: c for c in free.candidates}
+    assert {"none", "sparse", "pruning"} <= set(rows)
+    assert rows["sparse"]["flash"] < rows["none"]["flash"]
+    assert rows["sparse"]["ram"] == rows["none"]["ram"]  # nothing decoded into the arena
+    tight_ram = DeviceBudget(flash=HUGE, ram=rows["none"]["ram"])
+    assert cost.measure(sparse_model, tight_ram, x).encoding == "sparse"
+    data = cost.export_int8(shrink(sparse_model), x)
+    assert cost.sparse_arena(data, tight_ram, x, rows["none"]["ram"]) == rows["none"]["ram"]
 
 
 def test_litert_latency_is_timed(sparse_model):

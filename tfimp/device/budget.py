@@ -24,7 +24,7 @@ __all__ = ["DeviceBudget", "ENCODINGS", "LatencyTarget", "RUNTIMES", "TARGETS", 
            "parse_budget"]
 
 RUNTIMES = ("tflm", "litert")
-ENCODINGS = ("none", "pruning")
+ENCODINGS = ("none", "sparse", "pruning")
 """TFLite Micro encodings a run may choose from, in the order tried (`cost.ENCODERS`)."""
 
 

@@ -8,9 +8,10 @@ over ssh/adb). Results are cached by the int8 file's hash.
 
 `ENCODERS` is the pluggable list of TFLite Micro encodings (`Encoder`: a function from the
 int8 model to its measured rows, whether its flash falls with the zeros, and how its arena is
-probed). "none" keeps the model as converted (arena flat); "pruning" is DECODE's bitmap
-encoding (flash falls with the zeros, the decoded tensors live in the arena). An encoding with
-a sparse kernel whose arena stays flat registers with `sparse=True, probe=None`.
+probed). "none" keeps the model as converted (arena flat); "sparse" is tfimp's sparse int8
+FULLY_CONNECTED kernel (flash falls with the zeros, the arena stays the plain model's: the
+kernel reads the non-zeros from flash); "pruning" is DECODE's bitmap encoding (flash falls with
+the zeros, the decoded tensors live in the arena).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class Encoder:
 
 ENCODERS: dict[str, Encoder] = {
     "none": Encoder(_none),
+    "sparse": Encoder(_decode("sparse"), sparse=True),
     "pruning": Encoder(_decode("pruning"), sparse=True, probe=_decode_probe),
 }
 

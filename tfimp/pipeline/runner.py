@@ -35,7 +35,7 @@ DEFAULT_OVERRIDES = ("data.offline=true",)
 
 def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
         smoke: bool = False, *, command: str | None = None,
-        compare: str | None = None) -> RunReport:
+        compare: str | None = None, on_round=None) -> RunReport:
     """Runs `recipe`: IMP, export, verification, profiling; writes the report folder.
 
     Args:
@@ -46,6 +46,7 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
         command: the command line that reproduces the run, for the report.
         compare: "gradual" also runs gradual magnitude pruning with the same epochs and
             data at 90/95/97/98% and at IMP's chosen sparsity, and reports both side by side.
+        on_round: `tfimp.imp`'s per-round hook (a search reports round metrics with it).
 
     Returns:
         A `RunReport`; its `errors` lists the stages that failed (the others still ran).
@@ -65,7 +66,7 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
     data = load_data(recipe)
     if data.info.get("synthetic"):
         print(f"tfimp run: {run_report.SYNTHETIC_NOTE}", flush=True)
-    result = _imp(recipe, data, workdir)
+    result = _imp(recipe, data, workdir, on_round)
     best = result.best(budget=recipe.imp.budget)
     row = dict(result.best_round(recipe.imp.budget))
     fields = _imp_fields(recipe, data, result, best, row)
@@ -152,13 +153,13 @@ def make_optimizer(train, steps_per_round: int | None = None):
     return type(optimizer)(**config)
 
 
-def _imp(recipe: Recipe, data, workdir: Path):
+def _imp(recipe: Recipe, data, workdir: Path, on_round=None):
     from tfimp.lottery.driver import imp
 
     config = dataclasses.replace(recipe.imp, seed=recipe.seed)
     return imp(make_builder(recipe, data), (data.x_train, data.y_train),
                (data.x_test, data.y_test), config, workdir=str(workdir),
-               verbose=1 if sys.stdout.isatty() else 2)
+               verbose=1 if sys.stdout.isatty() else 2, on_round=on_round)
 
 
 def _imp_fields(recipe: Recipe, data, result, best, row: dict) -> dict:

@@ -420,6 +420,11 @@ def _parser() -> argparse.ArgumentParser:
                         "(repeatable; `tfimp run RECIPE --list` lists a recipe's options)")
     p.add_argument("--list", action="store_true",
                    help="list the recipes (with a recipe: its options) and exit")
+    p.add_argument("--from-search", default=None, metavar="DIR",
+                   help="rerun a trial of the `tfimp search` in DIR (its --workdir): the best "
+                        "point within the recipe's accuracy budget, or --trial K")
+    p.add_argument("--trial", type=int, default=None, metavar="K",
+                   help="with --from-search: the trial (slot) to rerun")
     p.add_argument("--compare", choices=compare_lib.STRATEGIES, default=None,
                    help="also run gradual magnitude pruning on the same data and epochs "
                         "(one run per sparsity: 90/95/97/98%% and IMP's) and report both")
@@ -435,6 +440,10 @@ def main(argv: list[str]) -> int:
     if args.list and name is None:
         print("\n".join(available()))
         return 0
+    if args.trial is not None and args.from_search is None:
+        v.fail("--trial", args.trial, "used with --from-search DIR")
+    if args.from_search is not None:
+        return _from_search(args, name, words)
     recipe = load_recipe(name or DEFAULT_RECIPE)
     if args.list:
         print(_options_text(recipe))
@@ -448,6 +457,30 @@ def main(argv: list[str]) -> int:
     if args.workdir is not None:
         v.output_folder("--workdir", args.workdir)
     command = "tfimp run " + " ".join(argv)
+    return _run_and_print(recipe, args, command)
+
+
+def _from_search(args, name: str | None, words: list[str]) -> int:
+    """`tfimp run --from-search DIR [--trial K] [key=value ...]`: a search's trial again."""
+    from tfimp.search.report import trial_recipe
+
+    if args.smoke or args.option:
+        v.fail("--from-search", args.from_search, "used without --smoke and --option (the "
+               "search's trial says what it ran)")
+    recipe, row = trial_recipe(args.from_search, args.trial)
+    if name is not None and name != recipe.name:
+        v.fail("recipe", name, f"the search's recipe {recipe.name!r} (or left out)")
+    recipe = recipe.override(*words)
+    check(recipe)
+    if args.workdir is not None:
+        v.output_folder("--workdir", args.workdir)
+    print(f"tfimp run: trial {row['slot']} of {args.from_search}: "
+          f"{' '.join(row['overrides']) or '(the recipe as it is)'}", flush=True)
+    command = f"tfimp run --from-search {args.from_search} --trial {row['slot']}"
+    return _run_and_print(recipe, args, command + "".join(f" {w}" for w in words))
+
+
+def _run_and_print(recipe: Recipe, args, command: str) -> int:
     report = run(recipe, workdir=args.workdir, command=command.strip(),
                  compare=args.compare)
     print(report.markdown())

@@ -225,6 +225,19 @@ def load(folder) -> dict:
            "--workdir of a `tfimp search`)")
 
 
+def trial_recipe(folder, slot: int | None = None):
+    """The recipe that trial `slot` of the search in `folder` ran (default: the best point
+    within the recipe's accuracy budget), and that trial's row."""
+    from tfimp.pipeline.recipe import load_recipe
+
+    data = load(folder)
+    row = choose(data, slot)
+    settings = data["settings"]
+    recipe = load_recipe(settings["recipe"]).override(*settings.get("fixed", []),
+                                                      *row["overrides"])
+    return (recipe.smoke_recipe() if settings.get("smoke") else recipe), row
+
+
 def choose(data: dict, slot: int | None) -> dict:
     """The trial row `slot` of a loaded search, or the best within the recipe's budget."""
     trials = {t["slot"]: t for t in data["trials"] if t["state"] == "complete"}

@@ -125,12 +125,9 @@ def work_only(recipe: Recipe | str, words=(), **kwargs) -> None:
 
 
 def _open_storage(p: Plan):
-    import warnings
-
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if p.storage == _default_storage(p.workdir):
         p.workdir.mkdir(parents=True, exist_ok=True)
     return study_lib.storage(p.storage, p.heartbeat)

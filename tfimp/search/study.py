@@ -44,9 +44,12 @@ class Settings:
 
 def storage(url: str, heartbeat: float):
     """An Optuna RDB storage with heartbeats; raises ValueError when it cannot be reached."""
+    import warnings
+
     import optuna
     import sqlalchemy.exc
 
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {
         "pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     try:

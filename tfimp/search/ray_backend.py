@@ -162,3 +162,6 @@ def _record(study, p, results) -> None:
         study.add_trial(optuna.trial.create_trial(
             state=state, values=values, params=params,
             distributions={k: dists[k] for k in params}, user_attrs=attrs))
+        done = "  ".join(f"{o}={val:.6g}" for o, val in zip(p.settings.objectives, values or ()))
+        print(f"ray trial {Path(result.path).name}: {state.name.lower()} {done}"
+              f"{attrs.get('error', '')}".rstrip(), flush=True)

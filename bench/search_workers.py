@@ -45,6 +45,7 @@ def main() -> None:
                    help="space changes passed to tfimp search (KEY=A,B ...)")
     p.add_argument("--out", default=None)
     args = p.parse_args()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         serial = _search(Path(tmp) / "serial", args.trials, 1, args.recipe, args.space)
         print(f"1 worker: {serial:.1f} s", flush=True)
@@ -55,6 +56,8 @@ def main() -> None:
               "space": args.space, "serial_s": round(serial, 1),
               "parallel_s": round(parallel, 1), "ratio": round(parallel / serial, 3),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+              "load_before": [round(x, 1) for x in load_before],
+              "load_after": [round(x, 1) for x in os.getloadavg()],
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     print(f"ratio {result['ratio']:.3f} ({args.workers} workers / 1 worker)")
     if args.out:

@@ -9,6 +9,7 @@ encoding written), `latency` (LiteRT median microseconds of the int8 file, one t
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from pathlib import Path
 
@@ -84,6 +85,8 @@ def run_trial(recipe: Recipe, workdir: Path, on_round=None, log: Path | None = N
     from tfimp.pipeline import runner
 
     command = f"tfimp run {recipe.name} --workdir {workdir}"
+    # Keras' retracing warnings of many trials in one worker would bury the trial lines.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     start = time.time()
     with contextlib.ExitStack() as stack:
         if log is not None:

@@ -168,3 +168,19 @@ def test_trials_on_a_local_ray_cluster(tmp_path, ray_head):
         assert (Path(t["run_dir"]) / "report" / "report.json").is_file()
         assert t["metrics"]["bytes"] > 0
     assert (tmp_path / "ray" / "report" / "pareto.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_one_objective_within_the_accuracy_and_device_budgets(tmp_path):
+    workdir = tmp_path / "single"
+    out = _run(_search(workdir, "--objective", "flash", "--board", "cortex-m4-256k",
+                       trials=2))
+    assert out.stdout.count("trial ") == 2  # one line per finished trial
+    report = _report(workdir)
+    assert [t["state"] for t in report["trials"]] == ["complete"] * 2
+    trials = _trials(f"sqlite:///{workdir / 'study.db'}")
+    for t in trials:
+        assert set(t.user_attrs["constraints"]) == {"accuracy_budget", "device_budget"}
+        assert t.values == [t.user_attrs["metrics"]["flash"]]
+    text = (workdir / "report" / "search.md").read_text()
+    assert "one objective within the accuracy budget" in text

@@ -149,19 +149,20 @@ def markdown(r: SearchReport) -> str:
              f"Storage: `{r.storage}`, study `{r.study}`.", "",
              "Space: " + ", ".join(f"`{k}`" for k in s["space"]), ""]
     if (Path(r.report_dir) / "pareto.png").exists():
-        lines += ["![Pareto front](pareto.png)", ""]
+        lines += ["![Trials: accuracy drop against size](pareto.png)", ""]
+    shown = [*objectives, *(["drop"] if "drop" not in objectives else [])]
     lines += ["## Trials", "", *markdown_table(
-        ["slot", "state", *objectives, "sparsity", "epochs", "front", "settings"],
+        ["slot", "state", *shown, "sparsity", "epochs", "front", "settings"],
         [[t["slot"], t["state"] + (f" ({t['attempts']} attempts)" if t["attempts"] > 1 else ""),
-          *(fmt(o, t["metrics"].get(o)) for o in objectives),
+          *(fmt(o, t["metrics"].get(o)) for o in shown),
           fmt("sparsity", t["metrics"].get("sparsity")), t["metrics"].get("epochs", "-"),
           "*" if t["slot"] in r.pareto else "",
           " ".join(t["overrides"]) or t["error"][:80]] for t in r.trials]), ""]
     if r.best:
         lines += ["## Best point per accuracy budget", "", *markdown_table(
-            ["budget", "slot", *objectives, "sparsity", "rerun"],
+            ["budget", "slot", *shown, "sparsity", "rerun"],
             [[fmt("drop", float(b)), slot, *(fmt(o, _row(r, slot)["metrics"].get(o))
-                                             for o in objectives),
+                                             for o in shown),
               fmt("sparsity", _row(r, slot)["metrics"].get("sparsity")),
               f"`tfimp run --from-search {Path(r.report_dir).parent} --trial {slot}`"]
              for b, slot in r.best.items()]), ""]
@@ -188,24 +189,26 @@ def _plot(r: SearchReport, path: Path) -> None:
     done = [t for t in r.trials if t["state"] == "complete"]
     if not done:
         return
-    x_name = "drop" if "drop" in objectives else objectives[0]
+    x_name = "drop"
     y_name = next((o for o in objectives if o != x_name), next(
         o for o in _SIZE if done[0]["metrics"].get(o) is not None))
     c_name = next((o for o in objectives if o not in (x_name, y_name)), None)
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    xs = [100 * t["metrics"][x_name] if x_name == "drop" else t["metrics"][x_name] for t in done]
+    xs = [100 * t["metrics"][x_name] for t in done]
     ys = [t["metrics"][y_name] for t in done]
-    colors = [t["metrics"][c_name] for t in done] if c_name else "tab:blue"
-    sc = ax.scatter(xs, ys, c=colors, cmap="viridis", s=36, label="trials")
     if c_name:
+        sc = ax.scatter(xs, ys, c=[t["metrics"][c_name] for t in done], cmap="viridis", s=36,
+                        label="trials")
         fig.colorbar(sc, ax=ax, label=c_name)
+    else:
+        ax.scatter(xs, ys, s=36, label="trials")
     front = sorted((x, y) for t, x, y in zip(done, xs, ys) if t["slot"] in r.pareto)
     if front:
         ax.plot(*zip(*front), "o", mfc="none", mec="tab:red", ms=11, label="Pareto front")
     for t, x, y in zip(done, xs, ys):
         ax.annotate(str(t["slot"]), (x, y), fontsize=7, xytext=(3, 3),
                     textcoords="offset points")
-    ax.set_xlabel("accuracy drop (points)" if x_name == "drop" else x_name)
+    ax.set_xlabel("accuracy drop (points)")
     ax.set_ylabel({"bytes": "int8 .tflite bytes", "flash": "TFLite Micro flash bytes"}.get(
         y_name, y_name))
     ax.set_title(f"{r.settings['recipe']}: {len(done)} trials")

@@ -96,7 +96,9 @@ def open_study(store, settings: Settings, name: str = STUDY):
 
     check_storage(store, settings, name)
     study = optuna.create_study(storage=store, study_name=name, load_if_exists=True,
-                                directions=["minimize"] * len(settings.objectives))
+                                directions=["minimize"] * len(settings.objectives),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3,
+                                                                   n_warmup_steps=1))
     if "settings" not in study.user_attrs:
         study.set_user_attr("settings", settings.meta())
     return study

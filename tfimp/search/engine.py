@@ -99,7 +99,9 @@ def search(recipe: Recipe | str, words=(), *, command_argv: list[str] | None = N
     Args:
         recipe: a `Recipe`, or a recipe name / path.
         words: space changes: `KEY=A,B` choices, `KEY=LOW..HIGH` a range, `KEY=VALUE` fixed.
-        command_argv: the `tfimp search` arguments, for workers started as processes.
+        command_argv: the `tfimp search` arguments, for workers started as processes (from
+            Python, `workers=1`: start more workers as `tfimp search` commands sharing the
+            storage).
         **kwargs: `plan`'s keyword arguments: trials, workers, storage, study, ray,
             objective, board, smoke, workdir, seed, heartbeat.
 

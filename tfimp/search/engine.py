@@ -109,6 +109,9 @@ def search(recipe: Recipe | str, words=(), *, command_argv: list[str] | None = N
         The `SearchReport` (also written to `WORKDIR/report/`).
     """
     p = plan(recipe, words, **kwargs)
+    if p.workers > 1 and command_argv is None:
+        v.fail("workers", p.workers, "1 when called from Python (worker processes run the "
+               "`tfimp search` command: start more of them with the same --storage)")
     store = _open_storage(p)
     study_lib.check_storage(store, p.settings, p.study)
     if p.ray is not None:
@@ -143,10 +146,7 @@ def _run_workers(p: Plan, store, argv: list[str] | None) -> None:
     p.workdir.mkdir(parents=True, exist_ok=True)
     study = study_lib.open_study(store, p.settings, p.study)
     children = []
-    if p.workers > 1:
-        if argv is None:
-            v.fail("workers", p.workers, "1 when called from Python (worker processes run "
-                   "the `tfimp search` command)")
+    if p.workers > 1 and argv is not None:
         cmd = [sys.executable, "-m", "tfimp.cli", "search", *_worker_argv(argv, p)]
         children = [subprocess.Popen(cmd) for _ in range(p.workers - 1)]
     try:

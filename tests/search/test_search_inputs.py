@@ -89,3 +89,9 @@ def test_study_of_another_recipe_in_the_same_storage(capsys, tmp_path):
     before = (tmp_path / "shared.db").read_bytes()
     _refused(capsys, tmp_path, "--storage", url, expect="of recipe 'mnist1d_cnn'")
     assert (tmp_path / "shared.db").read_bytes() == before
+
+
+def test_worker_processes_from_python_are_refused_before_writing(tmp_path):
+    with pytest.raises(ValueError, match="Argument `workers`"):
+        engine.search("lenet_300_100", smoke=True, workers=2, workdir=tmp_path / "w")
+    assert not (tmp_path / "w").exists()

@@ -52,13 +52,23 @@ def storage(url: str, heartbeat: float):
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {
         "pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs,
-                                          heartbeat_interval=max(1, int(heartbeat)),
-                                          grace_period=max(2, int(4 * heartbeat)))
-    except (sqlalchemy.exc.SQLAlchemyError, ModuleNotFoundError, ImportError, ValueError) as e:
-        text = " ".join(str(e).split("\n")[0].split())[:300]
-        v.fail("storage", _safe_url(url), f"a database URL Optuna can reach ({text})")
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs,
+                                              heartbeat_interval=max(1, int(heartbeat)),
+                                              grace_period=max(2, int(4 * heartbeat)))
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:
+            # Workers started together on a new database race to create its tables.
+            if attempt == 4 or "exist" not in str(e) and "duplicate" not in str(e):
+                raise v.InvalidArgumentError(
+                    f"Argument `storage` must be a database URL Optuna can use ("
+                    f"{' '.join(str(e).split())[:300]}). Received: storage="
+                    f"{_safe_url(url)!r}") from None
+            time.sleep(1 + attempt)
+        except (sqlalchemy.exc.SQLAlchemyError, ModuleNotFoundError, ImportError,
+                ValueError) as e:
+            text = " ".join(str(e).split("\n")[0].split())[:300]
+            v.fail("storage", _safe_url(url), f"a database URL Optuna can reach ({text})")
 
 
 def _safe_url(url: str) -> str:

@@ -6,7 +6,8 @@ The public API is re-exported here and loads on first use, so `import tfimp` and
 Packages: `sparsity` (schedules, masks, the wrapper, prune/strip), `lottery` (the IMP driver),
 `structure` (channel dependency groups and `shrink`), `clustering` (zero-preserving weight
 sharing), `quantization` (quantization-aware training that keeps the masks), `data`,
-`models`, `pipeline` (recipes and `tfimp run`), `export`, `profile`, `bundle`.
+`models`, `pipeline` (recipes and `tfimp run`), `search` (`tfimp search`, also callable:
+`tfimp.search("lenet_300_100", trials=12)`), `export`, `profile`, `bundle`.
 """
 
 import importlib
@@ -41,7 +42,7 @@ _LAZY = {
     "DeviceBudget": ("tfimp.device.budget", "DeviceBudget"),
 }
 _SUBMODULES = ("bundle", "callbacks", "cli", "clustering", "data", "device", "export", "lottery",
-               "models", "pipeline", "profile", "quantization", "schedules", "sparsity",
+               "models", "pipeline", "profile", "quantization", "schedules", "search", "sparsity",
                "structure", "wrappers")
 
 __all__ = ["InvalidArgumentError", "TfimpError", "__version__", *_LAZY, *_SUBMODULES]

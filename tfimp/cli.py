@@ -18,6 +18,7 @@ VERBS = {
     "bench": ("tfimp.profile.cli", "main", "profile and compare .tflite models"),
     "bundle": ("tfimp.bundle.cli", "bundle_main", "build a device bundle (android|rpi|micro)"),
     "deploy": ("tfimp.bundle.cli", "deploy_main", "copy a bundle to a board and check it"),
+    "search": ("tfimp.search.cli", "main", "search IMP settings: Pareto front, workers, Ray"),
 }
 
 

@@ -338,6 +338,7 @@ def imp(
     workdir=None,
     verbose: int = 1,
     device=None,
+    on_round: Callable[[dict, float], None] | None = None,
     **settings,
 ) -> IMPResult:
     """Runs Iterative Magnitude Pruning and returns the per-round history.
@@ -353,6 +354,9 @@ def imp(
         workdir: parent folder for the run folder `imp-<config hash>`; resumes if it exists.
         verbose: 0 silent; 1 the round table, a progress bar across rounds and Keras' progress
             within each round; 2 the round table only (for logs and files).
+        on_round: called as `on_round(row, dense_metric)` with each round's history row once
+            it is saved (rounds a resumed run replays too); an exception it raises stops the
+            run there, resumable (a search's pruner stops bad trials this way).
         **settings: `IMPConfig` fields that override `config` (rounds=8, rate=0.2,
             rewind="lr", budget=0.01, granularity="block:4x1", ...); `rewind=("step", k)`
             stands for rewind="step", rewind_at=k.
@@ -400,6 +404,7 @@ def imp(
         run.created = run.path.parent  # a failed run removes its temporary folder too
     driver = _Driver(build_model, reference, train, val, cfg, run, initial_model, verbose,
                      teacher, policy)
+    driver.on_round = on_round
     return driver.run()
 
 
@@ -484,6 +489,7 @@ class _Driver:
         ref = self._ref = self._wrap(reference, reference)
         self.rates = [select(w.layer, cfg.layer_rates) for w in pruned_layers(ref)]
         self.initial_model, self.verbose, self.teacher = initial_model, verbose, teacher
+        self.on_round = None
         self.plan = cfg.epoch_plan
         self._dense_epochs = _dense_epochs(cfg)
         self.printer = RoundPrinter(cfg.metric, self.rounds or budget_lib.ADAPTIVE_ROUNDS,
@@ -516,6 +522,10 @@ class _Driver:
                 self.run_dir.discard()
             raise
 
+    def _round_done(self, row: dict, manifest: dict) -> None:
+        if self.on_round is not None:
+            self.on_round(dict(row), manifest["dense_metric"])
+
     def _run(self) -> IMPResult:
         manifest = self.run_dir.open() or {"history": [], "round": -1, "epoch": 0,
                                            "dense_metric": None, "rates": None}
@@ -527,6 +537,8 @@ class _Driver:
             logging.warning("Resuming IMP run %s after round %d.", self.run_dir.path,
                             manifest["round"])
         self.printer.replay(manifest["history"], manifest["dense_metric"])
+        for row in manifest["history"]:
+            self._round_done(row, manifest)
         manifest.setdefault("epochs_spent", sum(h["epochs"] for h in manifest["history"]))
         if self.cfg.adaptive:
             manifest.setdefault("adaptive", budget_lib.AdaptiveRate(self.cfg.budget).state())
@@ -546,6 +558,7 @@ class _Driver:
             manifest["done"] = self._stop(manifest)
             self.run_dir.write_manifest(manifest)
             self.run_dir.remove("state.npz")
+            self._round_done(row, manifest)
         if self.cfg.final_qat_epochs and "qat" not in manifest:
             manifest["qat"] = self._qat_stage(manifest)
             self.run_dir.write_manifest(manifest)

@@ -245,6 +245,10 @@ class Recipe(_Config):
     has `distill` (retraining distils from the dense round 0) and `qat` (a quantization-aware
     finishing stage whose model gives the int8 file), and a recipe may tune them or add its
     own (`channel`). They are not part of the run's identity: what they set is.
+
+    `search` tunes the space `tfimp search` explores: `{"field.path": [choices]}` or
+    `{"field.path": {"low": a, "high": b}}` (optionally "log": True, "step": s) replaces or
+    adds a dimension, `{"field.path": None}` drops one; not part of the run's identity.
     """
 
     name: str
@@ -259,6 +263,7 @@ class Recipe(_Config):
     description: str = ""
     smoke: dict = dataclasses.field(default_factory=dict)
     options: dict = dataclasses.field(default_factory=dict)
+    search: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -283,6 +288,21 @@ class Recipe(_Config):
                 except ValueError as e:
                     raise ValueError(f"Recipe option `{name}`: {e}") from None
         object.__setattr__(self, "options", {k: _tuples(o) for k, o in self.options.items()})
+        self._check_search()
+
+    def _check_search(self) -> None:
+        if not isinstance(self.search, dict):
+            v.fail("search", self.search, "a dict {'field.path': [choices] or {'low': a, "
+                   "'high': b} or None}")
+        for key, spec in self.search.items():
+            try:
+                resolve_key(key)
+            except ValueError as e:
+                raise ValueError(f"Recipe search space: {e}") from None
+            if spec is not None and not isinstance(spec, (list, tuple, dict)):
+                v.fail(f"search[{key!r}]", spec, "a list of choices, a dict {'low': a, "
+                       "'high': b} or None")
+        object.__setattr__(self, "search", _tuples(self.search))
 
     @property
     def all_options(self) -> dict:
@@ -339,12 +359,13 @@ class Recipe(_Config):
         """The `key=value` overrides that turn `base` into this recipe."""
         mine, theirs = _leaves(self.get_config()), _leaves(base.get_config())
         return [f"{key}={format_value(value)}" for key, value in mine.items()
-                if key not in ("smoke", "description", "options")
+                if key not in ("smoke", "description", "options", "search")
                 and theirs.get(key, object()) != value]
 
     def digest(self) -> str:
         """A short hash of the config: names the run's work directory."""
-        config = {k: val for k, val in self.get_config().items() if k != "options"}
+        config = {k: val for k, val in self.get_config().items()
+                  if k not in ("options", "search")}
         text = json.dumps(config, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
@@ -363,7 +384,8 @@ def _leaves(config: dict, prefix: str = "") -> dict:
     out = {}
     for key, value in config.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and path not in ("smoke", "options", "imp.layer_rates"):
+        if isinstance(value, dict) and path not in ("smoke", "options", "search",
+                                                    "imp.layer_rates"):
             out.update(_leaves(value, path + ".") if value else {path: {}})
         else:
             out[path] = value

@@ -35,7 +35,7 @@ DEFAULT_OVERRIDES = ("data.offline=true",)
 
 def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
         smoke: bool = False, *, command: str | None = None,
-        compare: str | None = None, device=None) -> RunReport:
+        compare: str | None = None, device=None, on_round=None) -> RunReport:
     """Runs `recipe`: IMP, export, verification, profiling; writes the report folder.
 
     Args:
@@ -49,6 +49,7 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
         device: a `tfimp.DeviceBudget` (or `DevicePolicy`): IMP runs device rounds
             (`tfimp.device`), the round it chooses is exported shrunk, and the report holds
             the budget against what was measured, per round and on the exported files.
+        on_round: `tfimp.imp`'s per-round hook (a search reports round metrics with it).
 
     Returns:
         A `RunReport`; its `errors` lists the stages that failed (the others still ran).
@@ -70,7 +71,7 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
     data = load_data(recipe)
     if data.info.get("synthetic"):
         print(f"tfimp run: {run_report.SYNTHETIC_NOTE}", flush=True)
-    result = _imp(recipe, data, workdir, policy)
+    result = _imp(recipe, data, workdir, policy, on_round)
     if policy is None:
         best = result.best(budget=recipe.imp.budget)
         row = dict(result.best_round(recipe.imp.budget))
@@ -163,13 +164,14 @@ def make_optimizer(train, steps_per_round: int | None = None):
     return type(optimizer)(**config)
 
 
-def _imp(recipe: Recipe, data, workdir: Path, policy=None):
+def _imp(recipe: Recipe, data, workdir: Path, policy=None, on_round=None):
     from tfimp.lottery.driver import imp
 
     config = dataclasses.replace(recipe.imp, seed=recipe.seed)
     return imp(make_builder(recipe, data), (data.x_train, data.y_train),
                (data.x_test, data.y_test), config, workdir=str(workdir),
-               verbose=1 if sys.stdout.isatty() else 2, device=policy)
+               verbose=1 if sys.stdout.isatty() else 2, device=policy,
+               on_round=on_round)
 
 
 def _policy(device, recipe: Recipe):
@@ -455,6 +457,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", default=None, metavar="SPEC",
                    help="a device budget, e.g. flash=256k,ram=32k or latency=5ms,"
                         "runtime=litert (with --board: overrides the board's numbers)")
+    p.add_argument("--from-search", default=None, metavar="DIR",
+                   help="rerun a trial of the `tfimp search` in DIR (its --workdir): the best "
+                        "point within the recipe's accuracy budget, or --trial K")
+    p.add_argument("--trial", type=int, default=None, metavar="K",
+                   help="with --from-search: the trial (slot) to rerun")
     p.add_argument("--compare", choices=compare_lib.STRATEGIES, default=None,
                    help="also run gradual magnitude pruning on the same data and epochs "
                         "(one run per sparsity: 90/95/97/98%% and IMP's) and report both")
@@ -470,6 +477,10 @@ def main(argv: list[str]) -> int:
     if args.list and name is None:
         print("\n".join(available()))
         return 0
+    if args.trial is not None and args.from_search is None:
+        v.fail("--trial", args.trial, "used with --from-search DIR")
+    if args.from_search is not None:
+        return _from_search(args, name, words)
     recipe = load_recipe(name or DEFAULT_RECIPE)
     if args.list:
         print(_options_text(recipe))
@@ -486,6 +497,33 @@ def main(argv: list[str]) -> int:
     if device is not None:
         _policy(device, recipe)
     command = "tfimp run " + " ".join(argv)
+    return _run_and_print(recipe, args, command, device)
+
+
+def _from_search(args, name: str | None, words: list[str]) -> int:
+    """`tfimp run --from-search DIR [--trial K] [key=value ...]`: a search's trial again."""
+    from tfimp.search.report import trial_recipe
+
+    if args.smoke or args.option:
+        v.fail("--from-search", args.from_search, "used without --smoke and --option (the "
+               "search's trial says what it ran)")
+    recipe, row = trial_recipe(args.from_search, args.trial)
+    if name is not None and name != recipe.name:
+        v.fail("recipe", name, f"the search's recipe {recipe.name!r} (or left out)")
+    recipe = recipe.override(*words)
+    check(recipe)
+    if args.workdir is not None:
+        v.output_folder("--workdir", args.workdir)
+    device = _device_arg(args.board, args.budget)
+    if device is not None:
+        _policy(device, recipe)
+    print(f"tfimp run: trial {row['slot']} of {args.from_search}: "
+          f"{' '.join(row['overrides']) or '(the recipe as it is)'}", flush=True)
+    command = f"tfimp run --from-search {args.from_search} --trial {row['slot']}"
+    return _run_and_print(recipe, args, command + "".join(f" {w}" for w in words), device)
+
+
+def _run_and_print(recipe: Recipe, args, command: str, device=None) -> int:
     report = run(recipe, workdir=args.workdir, command=command.strip(),
                  compare=args.compare, device=device)
     print(report.markdown())

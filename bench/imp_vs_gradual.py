@@ -76,6 +76,10 @@ ROWS = {
                          "ramp": 0.5, "scope": "lamp"},
     "cyclic-ft-lamp": {"total_epochs": "{E}", "rate": 0.45, "rounds": 6, "rewind": "none",
                        "ramp": 0.5, "scope": "lamp"},
+    # weight rewinding (Frankle et al. 2020): each round restarts from the weights after the
+    # first dense epoch, with the round's schedule
+    "cyclic-wr-lamp": {"total_epochs": "{E}", "rate": 0.45, "rounds": 6, "rewind": "epoch",
+                       "rewind_at": 1, "ramp": 0.5, "scope": "lamp"},
     "cyclic-lr-lamp-8": {"total_epochs": "{E}", "rate": 0.36, "rounds": 8, "rewind": "lr",
                          "ramp": 0.75, "scope": "lamp"},
     "adaptive-cyclic": {"total_epochs": "{E}", "rate": "adaptive", "rounds": None,

@@ -218,3 +218,18 @@ def test_command_line_reports_a_folder_that_is_not_a_bundle(tmp_path, capsys):
     assert tb.main([str(tmp_path), "--tflm-dir", str(tmp_path), "--target", "host"]) == 1
     out = capsys.readouterr().out
     assert "| bundle | encoding | target |" in out and f"error: {tmp_path} on host:" in out
+
+
+@pytest.mark.slow
+def test_run_reports_instructions_on_the_emulated_core(tmp_path, monkeypatch):
+    from tfimp.pipeline.recipe import load_recipe
+    from tfimp.pipeline.runner import run
+
+    monkeypatch.setenv("TFIMP_TFLM_DIR", _need("cortex-m4"))
+    recipe = load_recipe("lenet_300_100").smoke_recipe().override("export.baseline=true")
+    report = run(recipe, workdir=tmp_path / "run", emulate="cortex-m4")
+    emulated = report.micro["emulated"]
+    assert emulated["core"] == "cortex-m4" and "error" not in emulated
+    assert emulated["instructions"] > 0 and emulated["dense_instructions"] > 0
+    assert f"{emulated['instructions']:,}" in report.markdown()
+    assert "instruction counts are not cycles" in report.markdown()

@@ -409,7 +409,25 @@ def _micro_section(r) -> list[str]:
                      f"margin {v['flash_margin_bytes']:,} B)")
     if m.get("c_files"):
         lines.append(f"- C array: {', '.join(m['c_files'])}")
+    lines += _emulated_lines(m.get("emulated"))
     return lines + [""] + _compression_lines(m.get("compression"))
+
+
+def _emulated_lines(e: dict | None) -> list[str]:
+    """Instructions per inference of the C array's model on the emulated core."""
+    if not e:
+        return []
+    where = (f"on an emulated {e['core'].replace('cortex', 'Cortex').replace('-m', '-M')} "
+             "(QEMU, TFLite Micro reference kernels; instruction counts are not cycles)")
+    if e.get("instructions") is None:
+        return [f"- instructions per inference {where}: not measured ({e.get('error')})"]
+    text = f"- instructions per inference {where}: {e['instructions']:,}"
+    if e.get("dense_instructions"):
+        text += (f" (dense int8: {e['dense_instructions']:,}; "
+                 f"{e['instructions'] / e['dense_instructions']:.3f}x)")
+    elif e.get("error"):
+        text += f" (dense int8 not measured: {e['error']})"
+    return [text]
 
 
 def _compression_lines(c: dict | None) -> list[str]:

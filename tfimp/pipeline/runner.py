@@ -25,7 +25,7 @@ from tfimp.pipeline import compare as compare_lib
 from tfimp.pipeline import report as run_report
 from tfimp.pipeline.recipe import Recipe, available, format_value, load_recipe
 from tfimp.pipeline.report import PTQ_TARGET, ExportRow, LatencyRow, RunReport, metric_of
-from tfimp.profile.micro import get_board
+from tfimp.profile.micro import check_emulation, get_board
 
 DEFAULT_RECIPE = "lenet_300_100"
 # Test samples that every TFLite Micro encoding must reproduce bit for bit (one TFLM run each).
@@ -35,7 +35,8 @@ DEFAULT_OVERRIDES = ("data.offline=true",)
 
 def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
         smoke: bool = False, *, command: str | None = None,
-        compare: str | None = None, device=None, on_round=None) -> RunReport:
+        compare: str | None = None, device=None, on_round=None,
+        emulate: str | None = None) -> RunReport:
     """Runs `recipe`: IMP, export, verification, profiling; writes the report folder.
 
     Args:
@@ -50,6 +51,10 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
             (`tfimp.device`), the round it chooses is exported shrunk, and the report holds
             the budget against what was measured, per round and on the exported files.
         on_round: `tfimp.imp`'s per-round hook (a search reports round metrics with it).
+        emulate: "cortex-m4" also runs the TFLite Micro model written (and the dense int8
+            one) as a micro bundle on an emulated Cortex-M4 and reports the instructions per
+            inference (`tfimp.profile.micro(..., emulate=)`; needs the Arm toolchain, QEMU and
+            TFIMP_TFLM_DIR, checked before training).
 
     Returns:
         A `RunReport`; its `errors` lists the stages that failed (the others still ran).
@@ -62,6 +67,8 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
     check(recipe)
     if compare is not None:
         v.choice("compare", compare, compare_lib.STRATEGIES)
+    if emulate is not None:
+        check_emulation(emulate)
     start = time.time()
     policy = None if device is None else _policy(device, recipe)
     suffix = "" if policy is None else f"-{policy.slug()}"
@@ -92,6 +99,8 @@ def run(recipe: Recipe | str, workdir: str | os.PathLike | None = None,
         fields["qat"] = _qat_summary(result.qat, exports, best, data, recipe.export)
     latency = _latency(recipe, {t: p for t, p in paths.items() if t != PTQ_TARGET})
     micro = _micro(recipe, paths, report_dir / "micro", data, best if qat is None else qat)
+    if emulate is not None and micro is not None and micro.get("c_files"):
+        micro["emulated"] = _emulate(emulate, report_dir / "micro", micro["c_model"], paths)
     if policy is not None:
         fields["device"] = _device_report(policy, result, paths, data,
                                           report_dir / f"micro-{policy.slug()}")
@@ -342,8 +351,26 @@ def _micro(recipe: Recipe, paths: dict, out: Path, data, model) -> dict | None:
             info["error"] = f"C array: {_first_line(e)}"
             return info
         info["c_files"] = list(art.files)
+        info["c_model"] = str(source)  # the int8 file the C array holds, before compression
         info["compression"] = _compression_summary(art)
     return info
+
+
+def _emulate(core: str, micro_dir: Path, c_model: str, paths: dict) -> dict:
+    """Instructions per inference of the TFLite Micro model written (and of the dense int8
+    model) on the emulated `core`."""
+    written = micro_dir / "model.tflite"  # to_micro keeps it when it compressed the model
+    source = written if written.exists() else Path(c_model)
+    out = {"core": core}
+    for key, path in (("instructions", source), ("dense_instructions", paths.get("dense_int8"))):
+        if path is None:
+            continue
+        try:
+            out[key] = profile.micro(path, emulate=core).instructions
+        except (ValueError, RuntimeError, OSError) as e:
+            out["error"] = f"{key}: {_first_line(e)}"
+            break
+    return out
 
 
 def _micro_source(recipe: Recipe, int8_path: str, model, data) -> str:
@@ -462,6 +489,9 @@ def _parser() -> argparse.ArgumentParser:
                         "point within the recipe's accuracy budget, or --trial K")
     p.add_argument("--trial", type=int, default=None, metavar="K",
                    help="with --from-search: the trial (slot) to rerun")
+    p.add_argument("--emulate", choices=["cortex-m4"], default=None,
+                   help="also count the instructions per inference of the TFLite Micro model "
+                        "on an emulated core (needs TFIMP_TFLM_DIR, the Arm toolchain, QEMU)")
     p.add_argument("--compare", choices=compare_lib.STRATEGIES, default=None,
                    help="also run gradual magnitude pruning on the same data and epochs "
                         "(one run per sparsity: 90/95/97/98%% and IMP's) and report both")
@@ -525,7 +555,7 @@ def _from_search(args, name: str | None, words: list[str]) -> int:
 
 def _run_and_print(recipe: Recipe, args, command: str, device=None) -> int:
     report = run(recipe, workdir=args.workdir, command=command.strip(),
-                 compare=args.compare, device=device)
+                 compare=args.compare, device=device, emulate=args.emulate)
     print(report.markdown())
     print(f"report folder: {report.report_dir}")
     for line in report.errors:

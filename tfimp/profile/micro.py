@@ -145,6 +145,12 @@ def _runnable(data: bytes) -> bytes:
     return tflm_sparse.densify(data) if tflm_sparse.has_sparse(data) else data
 
 
+def check_emulation(emulate: str, tflm_dir=None, samples: int = 3) -> None:
+    """Raises ValueError unless `emulate` names an emulated core and a TFLite Micro tree is
+    there to build for it (`tflm_dir`, or TFIMP_TFLM_DIR)."""
+    _check_emulation(emulate, tflm_dir, samples)
+
+
 def _check_emulation(emulate, tflm_dir, samples) -> None:
     import os
 

@@ -114,6 +114,9 @@ def _fit_dense(recipe, data, epochs: int, workdir: str):
     """The dense reference: the recipe's model trained `epochs` epochs (a 0-round IMP run)."""
     cfg = {"rounds": 0, "dense_epochs": epochs, "target_sparsity": None, "total_epochs": None,
            "strategy": "imp", "rate": 0.2, "budget": None}
+    # A run without rounds does not fit the learning-rate schedule to its length: the
+    # recipe's cosine decay spans `epochs_per_round`, so it is set to the dense epochs.
+    recipe = recipe.override(f"imp.epochs_per_round={epochs}")
     result = tfimp.imp(runner.make_builder(recipe, data), (data.x_train, data.y_train),
                        (data.x_test, data.y_test), workdir=workdir, verbose=0,
                        **_imp_kwargs(recipe, cfg))

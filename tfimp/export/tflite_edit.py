@@ -124,5 +124,16 @@ def op_name(tree, op) -> str:
     return name
 
 
+def drop_unused_opcodes(tree) -> None:
+    """Removes the operator codes no op uses any more (after ops were rewritten), renumbering
+    the ops' opcode indices."""
+    used = sorted({op.opcodeIndex for sg in tree.subgraphs or [] for op in sg.operators or []})
+    remap = {old: new for new, old in enumerate(used)}
+    tree.operatorCodes = [tree.operatorCodes[i] for i in used]
+    for sg in tree.subgraphs or []:
+        for op in sg.operators or []:
+            op.opcodeIndex = remap[op.opcodeIndex]
+
+
 def tensor_name(tensor) -> str:
     return tensor.name.decode(errors="replace") if tensor.name else ""

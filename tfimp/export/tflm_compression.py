@@ -478,7 +478,7 @@ def decompress_tflm(model: Model) -> bytes:
                 values = _decoded(tree, sg, op.inputs[2 * k], op.inputs[2 * k + 1], out)
                 sg.tensors[out].buffer = _new_buffer(tree, values.tobytes())
         sg.operators = kept
-    _drop_unused_opcodes(tree)
+    edit.drop_unused_opcodes(tree)
     return edit.write(tree)
 
 
@@ -489,15 +489,6 @@ def _decoded(tree, sg, data_index: int, ancillary_index: int, out_index: int) ->
     data = edit.constant_data(tree, sg.tensors[data_index]) or b""
     ancillary = edit.constant_data(tree, sg.tensors[ancillary_index]) or b""
     return enc.decode(data, ancillary, shape, dtype, _channels(out, dtype, shape))
-
-
-def _drop_unused_opcodes(tree) -> None:
-    used = sorted({op.opcodeIndex for sg in tree.subgraphs or [] for op in sg.operators or []})
-    remap = {old: new for new, old in enumerate(used)}
-    tree.operatorCodes = [tree.operatorCodes[i] for i in used]
-    for sg in tree.subgraphs or []:
-        for op in sg.operators or []:
-            op.opcodeIndex = remap[op.opcodeIndex]
 
 
 def read_encodings(model: Model) -> tuple[TensorEncoding, ...]:

@@ -192,17 +192,8 @@ def densify(model) -> bytes:
             op.opcodeIndex = _opcode(tree, None)
             op.builtinOptionsType = fb.BuiltinOptions.FullyConnectedOptions
             op.builtinOptions = options
-    _drop_unused_opcodes(tree)
+    edit.drop_unused_opcodes(tree)
     return edit.write(tree)
-
-
-def _drop_unused_opcodes(tree) -> None:
-    used = sorted({op.opcodeIndex for sg in tree.subgraphs or [] for op in sg.operators or []})
-    remap = {old: new for new, old in enumerate(used)}
-    tree.operatorCodes = [tree.operatorCodes[i] for i in used]
-    for sg in tree.subgraphs or []:
-        for op in sg.operators or []:
-            op.opcodeIndex = remap[op.opcodeIndex]
 
 
 def sparse_ops(model) -> list[tuple[int, list, list, bytes]]:

@@ -520,14 +520,21 @@ def main(argv: list[str]) -> int:
     if args.smoke:  # before the user's overrides, which win
         recipe = recipe.smoke_recipe()
     recipe = recipe.override(*(() if name else DEFAULT_OVERRIDES), *words)
+    device = _checked(recipe, args)
+    command = "tfimp run " + " ".join(argv)
+    return _run_and_print(recipe, args, command, device)
+
+
+def _checked(recipe: Recipe, args):
+    """Checks the recipe, the work folder and the device budget of `tfimp run` before it
+    trains; returns the budget (None without --board / --budget)."""
     check(recipe)
     if args.workdir is not None:
         v.output_folder("--workdir", args.workdir)
     device = _device_arg(args.board, args.budget)
     if device is not None:
         _policy(device, recipe)
-    command = "tfimp run " + " ".join(argv)
-    return _run_and_print(recipe, args, command, device)
+    return device
 
 
 def _from_search(args, name: str | None, words: list[str]) -> int:
@@ -541,12 +548,7 @@ def _from_search(args, name: str | None, words: list[str]) -> int:
     if name is not None and name != recipe.name:
         v.fail("recipe", name, f"the search's recipe {recipe.name!r} (or left out)")
     recipe = recipe.override(*words)
-    check(recipe)
-    if args.workdir is not None:
-        v.output_folder("--workdir", args.workdir)
-    device = _device_arg(args.board, args.budget)
-    if device is not None:
-        _policy(device, recipe)
+    device = _checked(recipe, args)
     print(f"tfimp run: trial {row['slot']} of {args.from_search}: "
           f"{' '.join(row['overrides']) or '(the recipe as it is)'}", flush=True)
     command = f"tfimp run --from-search {args.from_search} --trial {row['slot']}"

@@ -36,9 +36,16 @@ from tfimp.pipeline.recipe import load_recipe  # noqa: E402
 
 def _budget(board: str, recipe, data, seed: int):
     """A board's budget; "half-latency" is half the dense int8 LiteRT latency here;
-    "budget:SPEC" a `--budget` string."""
+    "budget:SPEC" a `--budget` string; "flash-share:F" a flash budget of F times the dense
+    int8 model's bytes with the plain encoding only, so every round removes units (the
+    allocation comparison: both allocations aim at the same bytes)."""
     if board.startswith("budget:"):
         return parse_budget(board.split(":", 1)[1])
+    if board.startswith("flash-share:"):
+        share = float(board.split(":", 1)[1])
+        dense = runner.make_builder(recipe, data)()
+        size = len(cost.export_int8(dense, data.x_train))
+        return parse_budget(f"flash={int(share * size)},encodings=none")
     if board != "half-latency":
         return budget_for(board)
     dense = runner.make_builder(recipe, data)()
@@ -68,8 +75,9 @@ def _check(result, budget, data, workdir: Path) -> dict:
     return out
 
 
-def run_one(recipe_name: str, board: str, seed: int, allocation: str, root: Path) -> dict:
-    recipe = load_recipe(recipe_name)
+def run_one(recipe_name: str, board: str, seed: int, allocation: str, root: Path,
+            sets: tuple[str, ...] = ()) -> dict:
+    recipe = load_recipe(recipe_name).override(*sets)
     recipe = dataclasses.replace(recipe, seed=seed,
                                  data=dataclasses.replace(recipe.data, offline=True))
     data = runner.load_data(recipe)
@@ -82,6 +90,7 @@ def run_one(recipe_name: str, board: str, seed: int, allocation: str, root: Path
                  device=DevicePolicy(budget, allocation))
     spent = sum(h["epochs"] for h in result.history)
     row = {"recipe": recipe_name, "board": board, "seed": seed, "allocation": allocation,
+           "set": list(sets),
            "budget": budget.limits(), "dense": result.dense_metric, "epochs": spent,
            "plain_budgeted_epochs": cfg.total_epochs, "seconds": round(time.time() - t0, 1),
            "choice": result.device,
@@ -100,6 +109,8 @@ def main() -> None:
     p.add_argument("--boards", nargs="+", default=["cortex-m0plus-32k"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--allocations", nargs="+", default=["sensitivity", "uniform"])
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="recipe overrides, as for `tfimp run` (e.g. data.kwargs.num_train=2048)")
     p.add_argument("--out", default="bench/results/device_budget.json")
     p.add_argument("--table", nargs="+", metavar="JSON",
                    help="print the markdown table of these result files and exit")
@@ -117,7 +128,7 @@ def main() -> None:
                 for allocation in args.allocations:
                     if (name, board, seed, allocation) in done:
                         continue
-                    row = run_one(name, board, seed, allocation, root)
+                    row = run_one(name, board, seed, allocation, root, tuple(args.set))
                     rows.append(row)
                     c = row["choice"]
                     print(f"{name} {board} seed {seed} {allocation}: {c['label']} "

@@ -1,0 +1,1 @@
+from sshd_fixture import sshd  # noqa: F401  (a real OpenSSH server, the stand-in for a board)

@@ -194,11 +194,30 @@ class DevicePolicy:
         return lambda m: none["latency_ms"] + slope * (m - macs)
 
     def _evaluator(self, plain):
-        driver = self.driver
-        val = driver.val
+        """How much worse `plain` is as its variables stand now than as they stood here.
+
+        allocation="sensitivity": how far its outputs moved, on up to `EVAL_SAMPLES`
+        training inputs: the mean KL divergence of the class probabilities from the parent's
+        (the mean squared difference for outputs that are not classes). Sony MCT likewise
+        scores sensitivity by a distance on the outputs; the training inputs keep the
+        validation data, which judges the accuracy budget, out of the choice of the cut, and
+        the distance is informative where the training loss is near zero.
+        allocation="loss" (and for data given as a dataset): the validation loss increase.
+        """
+        if self.allocation != "loss" and self.driver.train.size is not None:
+            return _distortion(plain, self._samples(self.driver.train))
+        return self._val_loss(plain)
+
+    def _samples(self, split):
+        n = min(split.size, EVAL_SAMPLES)
+        order = np.random.default_rng(self.driver.cfg.seed).permutation(split.size)[:n]
+        return _take(split.x, order)
+
+    def _val_loss(self, plain):
+        val = self.driver.val
         n = min(val.size or 0, EVAL_SAMPLES)
         if n:
-            order = np.random.default_rng(driver.cfg.seed).permutation(val.size)[:n]
+            order = np.random.default_rng(self.driver.cfg.seed).permutation(val.size)[:n]
             x, y = _take(val.x, order), np.asarray(val.y)[order]
 
         def loss() -> float:
@@ -209,8 +228,7 @@ class DevicePolicy:
             return float(out["loss"])
 
         # The loss, not the metric: on a few hundred samples a small cut moves the accuracy
-        # by 0 or 1 sample, so cuts would tie; the loss ranks them (MCT likewise scores
-        # sensitivity by a distance on the outputs, not by accuracy).
+        # by 0 or 1 sample, so cuts would tie; the loss ranks them.
         base = loss()
         return lambda: loss() - base
 
@@ -226,6 +244,43 @@ class DevicePolicy:
                 cut = cuts.get((w.layer.name, var.path.rsplit("/", 1)[-1]))
                 masks.append(base if cut is None else base * cut.reshape(np.shape(base)))
         return masks
+
+
+def _outputs(model, x) -> list[np.ndarray]:
+    import keras
+
+    out = model.predict(x, batch_size=256, verbose=0)
+    out = list(out.values()) if isinstance(out, dict) else out
+    return [keras.ops.convert_to_numpy(o).astype(np.float64)
+            for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+def _as_probabilities(y: np.ndarray) -> np.ndarray | None:
+    """Rows of class probabilities (softmax applied to logits); None for other outputs."""
+    if y.ndim < 2 or y.shape[-1] < 2:
+        return None
+    if np.all(y >= 0) and np.allclose(y.sum(axis=-1), 1.0, atol=1e-3):
+        return y
+    z = np.exp(y - y.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def _distortion(model, x):
+    """A function that returns how far `model`'s outputs on `x` are from what they are now."""
+    base = _outputs(model, x)
+    eps = 1e-7
+
+    def distance() -> float:
+        total = 0.0
+        for b, y in zip(base, _outputs(model, x)):
+            p, q = _as_probabilities(b), _as_probabilities(y)
+            if p is None:
+                total += float(np.mean((y - b) ** 2))
+            else:
+                kl = np.sum(p * (np.log(p + eps) - np.log(q + eps)), axis=-1)
+                total += float(np.mean(kl))
+        return total
+    return distance
 
 
 def _take(x, order):

@@ -7,8 +7,10 @@ the int8 activation bytes live around each layer (the largest is the arena's pro
 
 `plan_cut` removes units until the predicted resources reach their targets. With
 allocation="sensitivity" each step tries a small cut in every group (its weakest channels by
-filter L1 norm), measures the loss increase of each on validation data, and takes the one that
-costs the least loss per unit of resource saved: NetAdapt's per-layer greedy choice (Yang
+filter L1 norm), measures how much each moves the model's outputs on training inputs (the
+policy's evaluator: KL divergence from the parent's class probabilities; with
+allocation="loss", the validation loss increase), and takes the one that costs the least per
+unit of resource saved: NetAdapt's per-layer greedy choice (Yang
 et al., ECCV 2018) without its short fine-tuning, scored per byte as Sony MCT's mixed-precision
 search scores sensitivity per weight memory. allocation="uniform" cuts the same fraction of
 every group instead, the smallest share (in 1% steps) that meets the targets (the baseline of
@@ -29,7 +31,7 @@ from tfimp.structure.graph import trace
 
 __all__ = ["ALLOCATIONS", "Units", "plan_cut"]
 
-ALLOCATIONS = ("sensitivity", "uniform")
+ALLOCATIONS = ("sensitivity", "loss", "uniform")
 KERNELS = ("kernel", "depthwise_kernel", "pointwise_kernel")
 STEP_FRACTION = 0.05
 """A step of `plan_cut` removes this share of a group's live channels (at least one)."""
@@ -177,7 +179,7 @@ def plan_cut(units: Units, over: Callable[[dict], dict], evaluate: Callable[[], 
         evaluate: how much worse the model is as its variables stand now (e.g. its loss
             increase on validation data); `plan_cut` zeroes candidate cuts in place around
             each call.
-        allocation: "sensitivity" or "uniform".
+        allocation: "sensitivity" or "loss" (greedy, by `evaluate`), or "uniform".
         fraction: the share of a group's live channels one step removes.
         most: the largest share of the live prunable units the whole cut may remove (a
             target that needs more is left for later rounds).

@@ -116,6 +116,13 @@ class IMPConfig:
             with channel granularity the shrunk model, `tfimp.shrink`), distilling as the
             rounds do when `distill` is set; `IMPResult.qat_model()` returns it and
             `IMPResult.qat` what it measured. 0: no QAT stage.
+        recalibrate_bn: after each round trains, recompute the BatchNormalization moving
+            statistics from up to this many training batches (the average of the batch
+            statistics), so the round is evaluated, ranked and saved with statistics of its
+            final weights: after a short round the moving averages still describe earlier
+            weights (a DS-CNN at 3 epochs: 10% accuracy with them, 100% recalibrated). The
+            "adaptive batch normalization" of EagleEye (Li et al., ECCV 2020). 0: off; models
+            without BatchNormalization are unaffected.
     """
 
     strategy: str = "imp"
@@ -146,6 +153,7 @@ class IMPConfig:
     distill_weight: float = 0.5
     distill_temperature: float = 4.0
     final_qat_epochs: int = 0
+    recalibrate_bn: int = 100
 
     def __post_init__(self):
         v.choice("strategy", self.strategy, STRATEGIES)
@@ -179,6 +187,7 @@ class IMPConfig:
             v.fail("distill_weight", self.distill_weight, "a number in [0, 1]")
         v.positive_number("distill_temperature", self.distill_temperature)
         v.integer("final_qat_epochs", self.final_qat_epochs, 0)
+        v.integer("recalibrate_bn", self.recalibrate_bn, 0)
 
     def _check_counts(self) -> None:
         if self.rounds is None and self.target_sparsity is None and not self.adaptive:

@@ -690,6 +690,7 @@ class _Driver:
             pruned, epochs = self._dense_round(model)
         else:
             pruned, epochs = self._pruned_round(model, r)
+        self._recalibrate(pruned, r, epochs)
         plain_weights = _plain_weights(pruned)
         _check_trained(plain_weights, r)
         t0 = time.perf_counter()
@@ -715,6 +716,26 @@ class _Driver:
             raise ValueError(f"Argument `metric`={self.cfg.metric!r} is not among the evaluated "
                              f"metrics {sorted(metrics)}.")
         return row
+
+    def _recalibrate(self, model, r: int, epochs: int) -> None:
+        """BatchNormalization statistics of the trained round recomputed on training batches
+        (`IMPConfig.recalibrate_bn`)."""
+        from tfimp.lottery.batchnorm import batchnorm_layers, recalibrate
+
+        if not self.cfg.recalibrate_bn or not epochs or not batchnorm_layers(model):
+            return
+        n = recalibrate(model, self._bn_batches(r, self.cfg.recalibrate_bn))
+        self._round_info["bn_recalibrated_batches"] = n
+
+    def _bn_batches(self, r: int, count: int):
+        if self.train.size is None:
+            for item in self.train.x.take(count):
+                yield item[0] if isinstance(item, tuple) else item
+            return
+        size, batch = self.train.size, self.cfg.batch_size
+        order = np.random.default_rng([self.cfg.seed, r, 17]).permutation(size)[:count * batch]
+        for i in range(0, len(order), batch):
+            yield _take(self.train.x, order[i:i + batch])
 
     def _weight_names(self) -> list[str]:
         """Names of the prunable weights as the first built model names them (stable)."""

@@ -141,6 +141,8 @@ def test_a_latency_run_times_the_noise_uses_the_table_and_labels_the_miss(tmp_pa
                        rounds=2, rate=0.3, epochs_per_round=1, budget=0.5, batch_size=32)
     first = result.history[0]["device"]
     assert len(first["latency_repeats"]) == 5 and first["latency_spread"] >= 0
+    spread = float(np.ptp(first["latency_repeats"]) / np.median(first["latency_repeats"]))
+    assert first["latency_limit_ms"] == pytest.approx(1e-4 / (1 + spread), rel=1e-9)
     cuts = [h for h in result.history if h.get("device_action") == "units"]
     assert cuts and cuts[0]["latency_table"]["measured"] > 0
     assert "latency_ms" in cuts[0]["device_predicted"]

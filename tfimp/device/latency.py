@@ -1,11 +1,13 @@
 """`LatencyTable`: per-layer latencies measured on the target, for predicting unit cuts.
 
 An entry is the latency, on the target, of a one-layer int8 model (converted by the real
-converter, as `cost.export_int8` converts a round's model) holding one layer at given channel
-counts, less the target's per-inference overhead (a trivial int8 model with the same input:
-quantize, reshape, dequantize), so entries add up over a model's layers. The latency table of
-NetAdapt (Yang et al., "NetAdapt: Platform-Aware Neural Network Adaptation for Mobile
-Applications", ECCV 2018) is built the same way, per layer and channel count.
+converter, as `cost.export_int8` converts a round's model, but with int8 input and output:
+the QUANTIZE and DEQUANTIZE of a model's float input and output happen once per model, not
+once per layer) holding one layer at given channel counts, less the target's per-inference
+overhead (a trivial int8 model with the same input: one reshape), so entries add up over a
+model's layers. The latency table of NetAdapt (Yang et al., "NetAdapt: Platform-Aware Neural
+Network Adaptation for Mobile Applications", ECCV 2018) is built the same way, per layer and
+channel count.
 
 A layer is keyed by its class, the config that changes its cost (kernel size, strides,
 padding, dilation, depth multiplier, use_bias, activation), its input's spatial dimensions and
@@ -25,8 +27,9 @@ the parent's channel counts and the cut's (NetAdapt's way): what no entry holds 
 
 Not in the table: pooling, batch normalization (folded into the convolution by the
 converter), separate activation layers (fused by the converter), reshapes, adds and
-concatenations, and the dequantize of a layer's output that the one-layer model includes; a
-layer the table does not know (e.g. an attention layer) adds nothing to the prediction.
+concatenations, and the model's QUANTIZE / DEQUANTIZE of its float input and output (fixed
+by the input and the classes, so they cancel in a cut's change); a layer the table does not
+know (e.g. an attention layer) adds nothing to the prediction.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ import numpy as np
 
 from tfimp._util import validate as v
 from tfimp.device import cost
+from tfimp.export.convert import convert_bytes
+from tfimp.export.quantization import Int8
 
 __all__ = ["LAYERS", "LatencyTable", "cache_dir", "grid_points"]
 
@@ -59,7 +64,7 @@ GRID = 16
 ENTRY_RUNS = 200
 """Timed inferences per entry (one-layer models answer in microseconds: runs are cheap)."""
 SAMPLES = 8
-FORMAT = 1
+FORMAT = 2
 
 
 def cache_dir() -> Path:
@@ -224,7 +229,8 @@ class LatencyTable:
     def _time_us(self, model: keras.Model) -> float:
         shape = (SAMPLES,) + tuple(model.inputs[0].shape[1:])
         x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-        data = cost.export_int8(model, x)
+        data = convert_bytes(model, Int8(integer_io=True), False,
+                             lambda: ([x[i:i + 1]] for i in range(len(x))))
         return 1000.0 * cost.time_ms(data, self.target, self.threads, runs=ENTRY_RUNS)
 
     def _entry(self, spec: _Spec, key: str, build) -> float:

@@ -114,8 +114,11 @@ class DevicePolicy:
         plain = strip(pruned) if is_pruned(pruned) else pruned
         data = cost.export_int8(shrink(plain), self.calibration)
         noise = self._noise(data) if self._measured_rounds() == 0 else {}
-        m = cost.measure_bytes(data, self.effective(), self.calibration)
+        effective = self.effective()
+        m = cost.measure_bytes(data, effective, self.calibration)
         units = units_lib.Units(plain)
+        if effective.latency_ms is not None:  # what `fits` and `excess` compare against
+            noise["latency_limit_ms"] = effective.latency_ms
         return {**m.to_dict(), "budget": self.budget.limits(), **noise,
                 "macs": units.estimate(units.alive)["macs"]}
 
@@ -128,8 +131,7 @@ class DevicePolicy:
             return {}
         times = [cost.latency_ms(data, self.budget) for _ in range(NOISE_REPEATS)]
         self._spread = (max(times) - min(times)) / float(np.median(times))
-        return {"latency_repeats": [round(t, 6) for t in times],
-                "latency_spread": round(self._spread, 6)}
+        return {"latency_repeats": times, "latency_spread": self._spread}
 
     def spread(self) -> float:
         """The relative spread of the dense model's repeated timings (0 without a latency

@@ -7,11 +7,13 @@ in LiteRT on this machine (1 thread, XNNPACK; interleaved repeats, median). Pred
 - table: the dense model's measured latency plus the `LatencyTable`'s change (what a device
   run predicts);
 - a + b * MACs: the line through the two points a run has after its first unit round (the
-  dense model and the cut with the fewest units removed), as device runs predicted before.
+  dense model and the cut with the fewest units removed), as device runs predicted before;
+  also pooled over every cut taken in turn as that point ("any_fit_cut"; "unusable_fits":
+  lines whose slope is not positive, where the old policy stopped).
 
 Errors are relative, |predicted - measured| / measured, over the cuts other than that fitting
-point. The table is measured into an empty cache (first run), then read back by a new table
-object (second run).
+point (and for the table also over all cuts). The table is measured into an empty cache
+(first run), then read back by a new table object (second run).
 
     nice -n 10 python bench/latency_table.py --recipes lenet_300_100 ds_cnn --cuts 10 \
         --out bench/results/latency_table.json
@@ -60,13 +62,22 @@ def export(units: Units, keep, calibration) -> bytes:
         undo()
 
 
-def timed(files: list[bytes], budget, repeats: int) -> list[float]:
-    """Median latency (ms) of every file over `repeats` interleaved rounds of timings."""
+def timed(files: list[bytes], budget, repeats: int) -> tuple[list[float], list[float]]:
+    """Median latency (ms) of every file over `repeats` interleaved rounds of timings, and
+    the relative spread (max - min) / median of each file's timings."""
     times = [[] for _ in files]
     for _ in range(repeats):
         for i, data in enumerate(files):
             times[i].append(cost.latency_ms(data, budget))
-    return [float(np.median(t)) for t in times]
+    return [float(np.median(t)) for t in times], [float(np.ptp(t) / np.median(t))
+                                                  for t in times]
+
+
+def _macs_line(macs0, ms0, macs1, ms1, macs) -> list:
+    """latency = a + b * MACs through two measured points (None where b <= 0: the old
+    policy then stopped, "the measured latency does not fall with the multiply-adds")."""
+    slope = (ms1 - ms0) / (macs1 - macs0)
+    return [ms0 + slope * (m - macs0) if slope > 0 else None for m in macs]
 
 
 def _errors(pred, meas) -> dict:
@@ -89,7 +100,7 @@ def run_recipe(name: str, cuts: int, repeats: int, seed: int, cache: Path) -> di
     files = [export(units, units.alive, calibration)] + [export(units, k, calibration)
                                                           for _, k in plan]
     budget = DeviceBudget(latency_ms=1e3, runtime="litert")
-    measured = timed(files, budget, repeats)
+    measured, spread = timed(files, budget, repeats)
     dense_ms, cut_ms = measured[0], measured[1:]
 
     start = time.perf_counter()
@@ -105,15 +116,21 @@ def run_recipe(name: str, cuts: int, repeats: int, seed: int, cache: Path) -> di
     macs = [units.estimate(k)["macs"] for _, k in plan]
     dense_macs = units.estimate(units.alive)["macs"]
     fit = int(np.argmin([s for s, _ in plan]))  # a run's first cut removes the least
-    slope = (cut_ms[fit] - dense_ms) / (macs[fit] - dense_macs)
-    pred_macs = [dense_ms + slope * (m - dense_macs) for m in macs] if slope > 0 else \
-        [None] * len(macs)
+    pred_macs = _macs_line(dense_macs, dense_ms, macs[fit], cut_ms[fit], macs)
     others = [i for i in range(len(plan)) if i != fit]
+    pooled, unusable = [], 0
+    for j in range(len(plan)):  # every cut in turn as the run's one measured cut
+        line = _macs_line(dense_macs, dense_ms, macs[j], cut_ms[j], macs)
+        unusable += line[0] is None
+        pooled += [(line[i], cut_ms[i]) for i in range(len(plan)) if i != j]
     return {
         "recipe": name, "cuts": len(plan), "repeats": repeats, "dense_ms": round(dense_ms, 6),
-        "fit_cut": fit, "macs_slope_ms_per_mmac": round(slope * 1e6, 6),
+        "timing_spread_median": round(float(np.median(spread)), 4),
+        "fit_cut": fit,
         "table_error": _errors([pred_table[i] for i in others], [cut_ms[i] for i in others]),
         "macs_error": _errors([pred_macs[i] for i in others], [cut_ms[i] for i in others]),
+        "table_error_all_cuts": _errors(pred_table, cut_ms),
+        "macs_error_any_fit_cut": {**_errors(*zip(*pooled)), "unusable_fits": unusable},
         "table_first_run": first, "table_second_run": second,
         "rows": [{"share": round(s, 3), "units_left": int(k[units.prunable].sum()),
                   "macs": int(m), "measured_ms": round(ms, 6), "table_ms": round(pt, 6),

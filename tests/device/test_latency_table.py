@@ -13,6 +13,7 @@ import tfimp
 from tfimp.device import DeviceBudget, LatencyTable
 from tfimp.device.latency import grid_points, target_key
 from tfimp.device.policy import DevicePolicy
+from tfimp.device.report import device_markdown
 from tfimp.device.units import Units
 
 
@@ -129,6 +130,12 @@ def test_a_round_that_misses_when_timed_again_is_not_written_as_fitting():
     assert choice["retimed"]["fits"] is False and choice["retimed"]["latency_ms"] > 1e-6
     assert choice["rejected_on_retiming"][0]["round"] == 0
     assert choice["over_by"] > 1.0  # the re-timed latency, not the run's
+    lines = device_markdown({"choice": choice, "limits": {"latency_ms": 1e-6},
+                             "checked": {"fits": False}, "rounds": [],
+                             "describe": "latency_ms=1e-06 ms on litert"})
+    text = "\n".join(lines)
+    assert "NEAREST MISS (latency_ms over by" in text and "timed again at the end" in text
+    assert "round 0 fitted in the run but took" in text
 
 
 def test_a_latency_run_times_the_noise_uses_the_table_and_labels_the_miss(tmp_path,

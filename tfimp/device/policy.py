@@ -24,6 +24,8 @@ again: a round that misses the budget then is not written as fitting.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from tfimp.device import cost, units as units_lib
@@ -79,10 +81,10 @@ class DevicePolicy:
                 return None
             ms = self._retime(choice["round"])
             ok = ms <= self.budget.latency_ms
-            choice["retimed"] = {"latency_ms": round(ms, 6), "fits": ok}
+            choice["retimed"] = {"latency_ms": ms, "fits": ok}
             if ok or not choice["fits"]:
                 break
-            rejected.append({"round": choice["round"], "latency_ms": round(ms, 6)})
+            rejected.append({"round": choice["round"], "latency_ms": ms})
             row = next(r for r in rows if r["round"] == choice["round"])
             excess = {**row["device"]["excess"], "latency_ms": ms / self.budget.latency_ms}
             row["device"] = {**row["device"], "fits": False, "excess": excess}
@@ -108,7 +110,6 @@ class DevicePolicy:
     def measure_round(self, pruned) -> dict:
         """The round's model as measured, for its history row."""
         from tfimp.sparsity.engine import is_pruned, strip
-
         from tfimp.structure.shrink import shrink
 
         plain = strip(pruned) if is_pruned(pruned) else pruned
@@ -143,8 +144,6 @@ class DevicePolicy:
 
     def effective(self):
         """The budget a round must meet: the latency budget less the timing noise."""
-        import dataclasses
-
         if self.budget.latency_ms is None:
             return self.budget
         return dataclasses.replace(self.budget,
@@ -250,8 +249,6 @@ class DevicePolicy:
             info["latency_table"] = table.stats()
         if removed == 0:
             info["device_stuck"] = True
-            if table is not None:
-                info["device_note"] = "no cut lowers the latency table's prediction"
         return masks, info
 
     def _evaluator(self, plain):

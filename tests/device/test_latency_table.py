@@ -158,3 +158,24 @@ def test_a_latency_run_times_the_noise_uses_the_table_and_labels_the_miss(tmp_pa
     assert choice["retimed"]["fits"] is False
     manifest = json.loads((result.workdir / "manifest.json").read_text())
     assert manifest["device_choice"]["retimed"] == choice["retimed"]
+
+
+@pytest.mark.parametrize("name, kinds, widths", [
+    ("lenet5", ["Conv2D", "Conv2D", "Dense", "Dense"], [(1, 20), (20, 50), (800, 500),
+                                                         (500, 10)]),
+    ("mnist1d_cnn", ["Conv1D"] * 3 + ["Dense"], [(1, 32), (32, 32), (32, 32), (1280, 10)]),
+    ("ds_cnn", ["Conv2D"] + ["DepthwiseConv2D", "Conv2D"] * 4 + ["Dense"], None),
+])
+def test_the_table_holds_the_layers_that_carry_the_cost(name, kinds, widths, tmp_path):
+    units = Units(tfimp.models.get(name))
+    specs = LatencyTable(cache=tmp_path).specs(units)
+    assert [s.kind for s in specs] == kinds
+    if widths:
+        assert [(s.cin_grid[-1], s.cout_grid[-1]) for s in specs] == widths
+    for s in specs:  # the one-layer model at a grid point has the layer's shapes
+        cin = s.cin_grid[len(s.cin_grid) // 2]
+        cout = s.cout_grid[-1] or cin
+        one = s.build(cin, cout)
+        assert one.inputs[0].shape[1:] == s.spatial + (cin,)
+        assert one.outputs[0].shape[-1] == cout
+        assert one.outputs[0].shape[1:-1] == s.layer.output.shape[1:-1]

@@ -29,7 +29,8 @@ Not in the table: pooling, batch normalization (folded into the convolution by t
 converter), separate activation layers (fused by the converter), reshapes, adds and
 concatenations, and the model's QUANTIZE / DEQUANTIZE of its float input and output (fixed
 by the input and the classes, so they cancel in a cut's change); a layer the table does not
-know (e.g. an attention layer) adds nothing to the prediction.
+know (e.g. an attention layer), or whose input shape is not fixed (a shared layer, a
+variable-length sequence), adds nothing to the prediction.
 """
 
 from __future__ import annotations
@@ -256,9 +257,14 @@ class LatencyTable:
     def specs(self, units) -> list[_Spec]:
         """The layers of `units` (a `units.Units`) that the table holds."""
         if units not in self._specs:
-            self._specs[units] = [_Spec(e.layer, layer.in_classes, layer.out_classes)
-                                  for e, layer in zip(units.graph.entries, units.layers)
-                                  if type(e.layer).__name__ in LAYERS]
+            specs = []
+            for e, layer in zip(units.graph.entries, units.layers):
+                if type(e.layer).__name__ in LAYERS:
+                    try:
+                        specs.append(_Spec(e.layer, layer.in_classes, layer.out_classes))
+                    except (AttributeError, ValueError, TypeError):  # no single known input
+                        continue
+            self._specs[units] = specs
         return self._specs[units]
 
     def layer_us(self, spec: _Spec, cin: int, cout: int) -> float:

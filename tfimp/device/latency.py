@@ -63,7 +63,10 @@ COST_CONFIG = ("kernel_size", "strides", "padding", "dilation_rate", "depth_mult
                "use_bias", "activation", "groups", "data_format")
 GRID = 16
 ENTRY_RUNS = 200
-"""Timed inferences per entry (one-layer models answer in microseconds: runs are cheap)."""
+"""Timed inferences per timing (one-layer models answer in microseconds: runs are cheap)."""
+ENTRY_REPEATS = 3
+"""Timings per entry, each in a process of its own; the entry is their median (the spread
+between processes, a few percent here, is larger than the spread within one)."""
 SAMPLES = 8
 FORMAT = 2
 
@@ -232,7 +235,9 @@ class LatencyTable:
         x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
         data = convert_bytes(model, Int8(integer_io=True), False,
                              lambda: ([x[i:i + 1]] for i in range(len(x))))
-        return 1000.0 * cost.time_ms(data, self.target, self.threads, runs=ENTRY_RUNS)
+        times = [cost.time_ms(data, self.target, self.threads, runs=ENTRY_RUNS)
+                 for _ in range(ENTRY_REPEATS)]
+        return 1000.0 * float(np.median(times))
 
     def _entry(self, spec: _Spec, key: str, build) -> float:
         if key not in self.entries:

@@ -138,6 +138,7 @@ def test_a_round_that_misses_when_timed_again_is_not_written_as_fitting():
     assert "round 0 fitted in the run but took" in text
 
 
+@pytest.mark.slow
 def test_a_latency_run_times_the_noise_uses_the_table_and_labels_the_miss(tmp_path,
                                                                          monkeypatch):
     monkeypatch.setenv("TFIMP_CACHE_DIR", str(tmp_path / "cache"))
@@ -179,3 +180,28 @@ def test_the_table_holds_the_layers_that_carry_the_cost(name, kinds, widths, tmp
         assert one.inputs[0].shape[1:] == s.spatial + (cin,)
         assert one.outputs[0].shape[-1] == cout
         assert one.outputs[0].shape[1:-1] == s.layer.output.shape[1:-1]
+
+
+class _Constant:
+    """A table whose every cut costs the same time (a cut inside the timing noise)."""
+
+    def model_us(self, units, keep):
+        return 5.0
+
+
+def test_a_cut_the_table_sees_as_flat_still_counts_by_its_multiply_adds(cached):
+    from tfimp.device.units import FLAT_CUT, _gain
+
+    _, units, table, _ = cached
+    cut = units.alive.copy()
+    cut[np.flatnonzero(units.prunable)[:8]] = False
+    timed = Units(units.model, latency=table)
+    before, after = timed.estimate(units.alive), timed.estimate(cut)
+    want = (before["latency_us"] - after["latency_us"]) / before["latency_us"]
+    macs = 1 - after["macs"] / before["macs"]
+    gain = _gain(timed, units.alive, cut, {"latency_ms": 1})
+    assert gain == pytest.approx(want if want > 0 else FLAT_CUT * macs)
+    flat = Units(units.model, latency=_Constant())
+    assert _gain(flat, units.alive, cut, {"latency_ms": 1}) == pytest.approx(FLAT_CUT * macs)
+    assert _gain(Units(units.model), units.alive, cut, {"latency_ms": 1}) == \
+        pytest.approx(macs)

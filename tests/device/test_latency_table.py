@@ -37,6 +37,7 @@ def test_grid_holds_one_the_count_and_multiples_of_a_sixteenth():
     assert grid_points(300) == [1, *range(19, 300, 19), 300]
     assert grid_points(8) == list(range(1, 9))
     assert len(grid_points(1000)) <= 17
+    assert grid_points(300, 4) == [1, 75, 150, 225, 300]
 
 
 def test_the_cache_is_written_and_read_back_without_measuring(cached):
@@ -171,6 +172,8 @@ def test_the_table_holds_the_layers_that_carry_the_cost(name, kinds, widths, tmp
     units = Units(tfimp.models.get(name))
     specs = LatencyTable(cache=tmp_path).specs(units)
     assert [s.kind for s in specs] == kinds
+    coarse = LatencyTable(cache=tmp_path, grid=4).specs(units)
+    assert all(len(s.cin_grid) <= 5 and len(s.cout_grid) <= 5 for s in coarse)
     if widths:
         assert [(s.cin_grid[-1], s.cout_grid[-1]) for s in specs] == widths
     for s in specs:  # the one-layer model at a grid point has the layer's shapes

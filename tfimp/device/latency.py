@@ -13,9 +13,10 @@ A layer is keyed by its class, the config that changes its cost (kernel size, st
 padding, dilation, depth multiplier, use_bias, activation), its input's spatial dimensions and
 its channels in and out. Channel counts are snapped to a grid (multiples of ceil(C / 16) of
 the layer's count C in the model, with 1 and C), and counts between grid points are
-interpolated (bilinearly in channels in and out), so a run measures at most a few dozen
-entries per layer. Timing goes through `cost.time_ms`: LiteRT on this machine, or
-`benchmark_model` over ssh / adb.
+interpolated (bilinearly in channels in and out): a layer has at most 17 counts per
+dimension, and a run measures only the grid points around the cuts it considers (a few dozen
+per layer). An entry is the median of `ENTRY_REPEATS` timings through `cost.time_ms`:
+LiteRT on this machine, or `benchmark_model` over ssh / adb.
 
 Entries are cached on disk, one JSON file per target (this machine's CPU model, CPU count,
 ai-edge-litert version, threads and XNNPACK; or the ssh / adb target and threads), under
@@ -116,7 +117,7 @@ def target_key(target: str, threads: int) -> dict:
 class _Spec:
     """One layer of a model as the table sees it."""
 
-    def __init__(self, layer, in_classes, out_classes):
+    def __init__(self, layer, in_classes, out_classes, grid: int = GRID):
         self.layer = layer
         self.kind = type(layer).__name__
         config = layer.get_config()
@@ -124,8 +125,8 @@ class _Spec:
         self.spatial = tuple(int(d) for d in layer.input.shape[1:-1])
         self.in_classes, self.out_classes = np.asarray(in_classes), np.asarray(out_classes)
         self.depthwise = self.kind.startswith("Depthwise")
-        self.cin_grid = grid_points(len(self.in_classes))
-        self.cout_grid = [0] if self.depthwise else grid_points(len(self.out_classes))
+        self.cin_grid = grid_points(len(self.in_classes), grid)
+        self.cout_grid = [0] if self.depthwise else grid_points(len(self.out_classes), grid)
 
     def counts(self, keep: np.ndarray) -> tuple[int, int]:
         cin = int(keep[self.in_classes].sum())
@@ -266,7 +267,8 @@ class LatencyTable:
             for e, layer in zip(units.graph.entries, units.layers):
                 if type(e.layer).__name__ in LAYERS:
                     try:
-                        specs.append(_Spec(e.layer, layer.in_classes, layer.out_classes))
+                        specs.append(_Spec(e.layer, layer.in_classes, layer.out_classes,
+                                           self.grid))
                     except (AttributeError, ValueError, TypeError):  # no single known input
                         continue
             self._specs[units] = specs

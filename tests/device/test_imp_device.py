@@ -114,22 +114,3 @@ def test_a_round_beyond_the_accuracy_budget_is_retried_from_the_last_good_one():
     assert policy.parent_and_step(manifest, 0.4) == (1, 0.1)
     assert policy.parent_and_step(dict(manifest, history=manifest["history"][:2]), 0.4) == \
         (1, 0.4)
-
-
-def _policy_with_history(points):
-    policy = DevicePolicy(DeviceBudget(latency_ms=1.0, runtime="litert"))
-    history = [{"device": {"macs": m, "latency_ms": ms}} for m, ms in points]
-    policy.driver = types.SimpleNamespace(manifest={"history": history})
-    return policy
-
-
-def test_latency_model_fits_the_fixed_cost_from_measured_rounds():
-    # 2 ms of fixed cost + 1 ms per million multiply-adds, measured at 4M and 2M.
-    policy = _policy_with_history([])
-    proportional = policy._latency_model({"latency_ms": 4.0}, 2e6)
-    assert proportional(1e6) == pytest.approx(2.0)  # the parent alone: proportional
-    policy = _policy_with_history([(4e6, 6.0), (2e6, 4.0)])
-    fitted = policy._latency_model({"latency_ms": 4.0}, 2e6)
-    assert fitted(1e6) == pytest.approx(3.0)
-    flat = _policy_with_history([(4e6, 4.0), (2e6, 4.1)])
-    assert flat._latency_model({"latency_ms": 4.1}, 2e6) is None

@@ -3,7 +3,8 @@
 `DeviceBudget` holds the numbers (from a board name with `budget_for`, a string with
 `parse_budget`, or by hand); `tfimp.imp(..., device=budget)` runs hybrid rounds that remove
 units while RAM or latency binds and prune weights while only flash does (`policy`), measuring
-every round's exported model (`cost`) and stopping at the first that fits.
+every round's exported model (`cost`) and stopping at the first that fits. `LatencyTable`
+holds per-layer latencies measured once per target, from which unit cuts are predicted.
 """
 
 from tfimp.device.budget import (
@@ -16,8 +17,8 @@ from tfimp.device.budget import (
     parse_budget,
 )
 
-__all__ = ["DeviceBudget", "DevicePolicy", "ENCODINGS", "LatencyTarget", "RUNTIMES", "TARGETS",
-           "budget_for", "parse_budget"]
+__all__ = ["DeviceBudget", "DevicePolicy", "ENCODINGS", "LatencyTable", "LatencyTarget",
+           "RUNTIMES", "TARGETS", "budget_for", "parse_budget"]
 
 
 def __getattr__(name):
@@ -25,4 +26,8 @@ def __getattr__(name):
         from tfimp.device.policy import DevicePolicy
 
         return DevicePolicy
+    if name == "LatencyTable":
+        from tfimp.device.latency import LatencyTable
+
+        return LatencyTable
     raise AttributeError(f"module 'tfimp.device' has no attribute {name!r}")

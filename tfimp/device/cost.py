@@ -25,7 +25,8 @@ import numpy as np
 from tfimp.export import micro_fit
 from tfimp.export.micro_run import MicroError, MicroRun, run_micro
 
-__all__ = ["ENCODERS", "Encoder", "Measurement", "export_int8", "measure", "sparse_arena"]
+__all__ = ["ENCODERS", "Encoder", "Measurement", "export_int8", "measure", "sparse_arena",
+           "time_ms"]
 
 VERIFY_SAMPLES = 8
 CALIBRATION_SAMPLES = 128
@@ -193,21 +194,25 @@ def _micro_rows(data: bytes, budget, calibration) -> list[dict]:
 
 def latency_ms(data: bytes, budget) -> float:
     """Median latency of the .tflite `data` on the budget's target, in milliseconds."""
+    return time_ms(data, budget.target, budget.threads)
+
+
+def time_ms(data: bytes, target: str, threads: int, runs: int = LATENCY_RUNS) -> float:
+    """Median latency of the .tflite `data` on `target` ("local", "ssh:...", "adb:..."),
+    in milliseconds."""
     from tfimp import profile
 
-    if budget.target == "local":
+    if target == "local":
         try:
-            result = profile.litert(data, threads=budget.threads, runs=LATENCY_RUNS, warmup=5)
+            result = profile.litert(data, threads=threads, runs=runs, warmup=5)
         except profile.ProfilingError as e:
             if "XNNPACK" not in str(e):
                 raise
             # XNNPACK refuses some shrunk shapes ("failed to prepare"); an app then runs the
             # model without the delegate, on LiteRT's builtin kernels.
-            result = profile.litert(data, threads=budget.threads, runs=LATENCY_RUNS, warmup=5,
-                                    xnnpack=False)
+            result = profile.litert(data, threads=threads, runs=runs, warmup=5, xnnpack=False)
     else:
-        result = profile.benchmark_model(data, target=budget.target, threads=budget.threads,
-                                         runs=LATENCY_RUNS)
+        result = profile.benchmark_model(data, target=target, threads=threads, runs=runs)
     # benchmark_model reports the mean, not the median; tfimp's LiteRT benchmark both.
     us = result.median_us if result.median_us is not None else result.avg_us
     return us / 1000.0

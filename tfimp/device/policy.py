@@ -14,9 +14,17 @@ A round aims at the budget minus `SLACK`, but removes at most the run's step (th
 rate's, or `rate`) of the binding resource and of the live units, so a round that breaks the
 accuracy budget is retried from the last good round with a smaller step. The run stops at
 the first round that fits every budget as measured and stays within the accuracy budget.
+
+Latency: a unit cut is predicted from the parent's measured latency and a per-layer table
+measured on the target (`latency.LatencyTable`). Round 0 times the dense model
+`NOISE_REPEATS` times; a round fits a latency budget only with that spread as a margin
+(measured <= budget / (1 + spread)), and at the end the chosen round's exported file is timed
+again: a round that misses the budget then is not written as fitting.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -29,6 +37,8 @@ SLACK = 0.02
 """A round aims this share below the budget: the measured model differs from the estimate by
 quantization parameters and file metadata."""
 EVAL_SAMPLES = 1000
+NOISE_REPEATS = 5
+"""Round 0 times the dense model this many times (each the median of `cost.LATENCY_RUNS`)."""
 
 
 class DevicePolicy:
@@ -44,6 +54,8 @@ class DevicePolicy:
         v.choice("allocation", allocation, units_lib.ALLOCATIONS)
         self.budget, self.allocation = budget, allocation
         self._decode: dict[str, int | None] = {}
+        self._table = None
+        self._spread = None
 
     def get_config(self) -> dict:
         return {"budget": self.budget.get_config(), "allocation": self.allocation}
@@ -58,7 +70,36 @@ class DevicePolicy:
         return f"{name}-{digest.hexdigest()[:6]}"
 
     def choose(self, history: list[dict], dense_metric: float) -> dict | None:
-        return choose_round(history, dense_metric, self.driver.cfg)
+        """The round to write (`choose_round`); with a latency budget, a fitting round is
+        written as fitting only if its exported file, timed again, meets the budget."""
+        if self.budget.latency_ms is None:
+            return choose_round(history, dense_metric, self.driver.cfg)
+        rows, rejected = [dict(r) for r in history], []
+        while True:
+            choice = choose_round(rows, dense_metric, self.driver.cfg)
+            if choice is None:
+                return None
+            ms = self._retime(choice["round"])
+            ok = ms <= self.budget.latency_ms
+            choice["retimed"] = {"latency_ms": ms, "fits": ok}
+            if ok or not choice["fits"]:
+                break
+            rejected.append({"round": choice["round"], "latency_ms": ms})
+            row = next(r for r in rows if r["round"] == choice["round"])
+            excess = {**row["device"]["excess"], "latency_ms": ms / self.budget.latency_ms}
+            row["device"] = {**row["device"], "fits": False, "excess": excess}
+        if rejected:
+            choice["rejected_on_retiming"] = rejected
+            if not choice["fits"]:
+                choice["label"] = "nearest miss (the fitting rounds missed when timed again)"
+        return choice
+
+    def _retime(self, r: int) -> float:
+        """The latency of round `r`'s exported int8 file, timed afresh (not the cache)."""
+        from tfimp.structure.shrink import shrink
+
+        data = cost.export_int8(shrink(self.driver._round_model(r)), self.calibration)
+        return cost.latency_ms(data, self.budget)
 
     def bind(self, driver) -> None:
         self.driver = driver
@@ -69,12 +110,52 @@ class DevicePolicy:
     def measure_round(self, pruned) -> dict:
         """The round's model as measured, for its history row."""
         from tfimp.sparsity.engine import is_pruned, strip
+        from tfimp.structure.shrink import shrink
 
         plain = strip(pruned) if is_pruned(pruned) else pruned
-        m = cost.measure(plain, self.budget, self.calibration)
+        data = cost.export_int8(shrink(plain), self.calibration)
+        noise = self._noise(data) if self._measured_rounds() == 0 else {}
+        effective = self.effective()
+        m = cost.measure_bytes(data, effective, self.calibration)
         units = units_lib.Units(plain)
-        return {**m.to_dict(), "budget": self.budget.limits(),
+        if effective.latency_ms is not None:  # what `fits` and `excess` compare against
+            noise["latency_limit_ms"] = effective.latency_ms
+        return {**m.to_dict(), "budget": self.budget.limits(), **noise,
                 "macs": units.estimate(units.alive)["macs"]}
+
+    def _measured_rounds(self) -> int:
+        return sum("device" in r for r in self.driver.manifest["history"])
+
+    def _noise(self, data: bytes) -> dict:
+        """The dense model's latency timed `NOISE_REPEATS` times, and their spread."""
+        if self.budget.latency_ms is None:
+            return {}
+        times = [cost.latency_ms(data, self.budget) for _ in range(NOISE_REPEATS)]
+        self._spread = (max(times) - min(times)) / float(np.median(times))
+        return {"latency_repeats": times, "latency_spread": self._spread}
+
+    def spread(self) -> float:
+        """The relative spread of the dense model's repeated timings (0 without a latency
+        budget, or before round 0 is measured)."""
+        if self._spread is None:
+            rows = [r["device"] for r in self.driver.manifest["history"] if "device" in r]
+            self._spread = rows[0].get("latency_spread", 0.0) if rows else None
+        return self._spread or 0.0
+
+    def effective(self):
+        """The budget a round must meet: the latency budget less the timing noise."""
+        if self.budget.latency_ms is None:
+            return self.budget
+        return dataclasses.replace(self.budget,
+                                   latency_ms=self.budget.latency_ms / (1.0 + self.spread()))
+
+    def table(self):
+        """The target's `latency.LatencyTable` (made on first use)."""
+        from tfimp.device.latency import LatencyTable
+
+        if self._table is None:
+            self._table = LatencyTable.for_budget(self.budget)
+        return self._table
 
     def stop(self, manifest) -> bool | None:
         """True when the last round fits within the accuracy budget (or no cut is left);
@@ -115,7 +196,7 @@ class DevicePolicy:
 
     def _action(self, meas: Measurement, plain) -> tuple[str, list]:
         none = next(c for c in meas.candidates if c["encoding"] == "none")
-        limits = self.budget.limits()
+        limits = self.effective().limits()
         over = [r for r, limit in limits.items() if none.get(r) is not None and none[r] > limit]
         if over != ["flash"] or self.budget.runtime != "tflm":
             return "units", over
@@ -138,21 +219,15 @@ class DevicePolicy:
 
     def _unit_masks(self, model, plain, meas: Measurement, over: list, step: float, old: list):
         none = next(c for c in meas.candidates if c["encoding"] == "none")
-        units = units_lib.Units(plain)
+        table = self.table() if "latency_ms" in over else None
+        units = units_lib.Units(plain, latency=table)
         est0 = units.estimate(units.alive)
-        targets = {r: max(self.budget.limits()[r] * (1.0 - SLACK), none[r] * (1.0 - step))
-                   for r in over}
-
-        latency = self._latency_model(none, est0["macs"]) if "latency_ms" in over else None
-        if "latency_ms" in over and latency is None:
-            return self._as_weight_masks(model, units, units.alive, old), {
-                "device_action": "units", "device_over": over, "units_removed": 0,
-                "device_stuck": True, "device_note": "the measured latency does not fall "
-                "with the multiply-adds removed so far"}
+        limits = self.effective().limits()
+        targets = {r: max(limits[r] * (1.0 - SLACK), none[r] * (1.0 - step)) for r in over}
 
         def predicted(r: str, est: dict) -> float:
-            if r == "latency_ms":
-                return latency(est["macs"])
+            if r == "latency_ms":  # the parent as measured, plus the table's change
+                return none[r] + (est["latency_us"] - est0["latency_us"]) / 1000.0
             scale = 1.0 + self.budget.margin if r == "ram" else 1.0
             return none[r] - (est0[r] - est[r]) * scale
 
@@ -166,32 +241,15 @@ class DevicePolicy:
         masks = self._as_weight_masks(model, units, plan["keep"], old)
         info = {"device_action": "units", "device_over": over, "units_removed": removed,
                 "units_left": int(plan["keep"][units.prunable].sum()),
-                "device_targets": {r: round(t, 3) for r, t in targets.items()},
-                "device_predicted": {r: round(predicted(r, units.estimate(plan["keep"])), 3)
+                "device_targets": {r: round(t, 6) for r, t in targets.items()},
+                "device_predicted": {r: round(predicted(r, units.estimate(plan["keep"])), 6)
                                      for r in targets},
                 "device_cut_loss": plan["drop"], "allocation": self.allocation}
+        if table is not None:
+            info["latency_table"] = table.stats()
         if removed == 0:
             info["device_stuck"] = True
         return masks, info
-
-    def _latency_model(self, none: dict, macs: float):
-        """Latency against multiply-adds, a + b * MACs, fitted by least squares to the
-        rounds measured so far (through the parent's point; proportional with one round):
-        a fixed cost per inference that no cut removes dominates small models. None when
-        the measured latency did not fall with the multiply-adds."""
-        points = [(r["device"]["macs"], r["device"]["latency_ms"])
-                  for r in self.driver.manifest["history"]
-                  if r.get("device", {}).get("latency_ms") is not None and "macs" in r["device"]]
-        xs = np.array([p[0] for p in points] + [macs], dtype=np.float64)
-        ys = np.array([p[1] for p in points] + [none["latency_ms"]], dtype=np.float64)
-        slope = none["latency_ms"] / max(macs, 1.0)
-        if np.ptp(xs) > 0:
-            dx = xs - macs
-            fitted = float(np.sum(dx * (ys - none["latency_ms"])) / np.sum(dx * dx))
-            if fitted <= 0:
-                return None
-            slope = min(fitted, slope)
-        return lambda m: none["latency_ms"] + slope * (m - macs)
 
     def _evaluator(self, plain):
         """How much worse `plain` is as its variables stand now than as they stood here.

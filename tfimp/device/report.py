@@ -71,12 +71,26 @@ def _cell(value, kind: str) -> str:
     return f"{value:.3f} ms" if kind == "latency_ms" else f"{int(value):,} B"
 
 
+def _retiming(choice: dict, limits: dict) -> str:
+    """What timing the chosen round's file again at the end of the run found."""
+    if "retimed" not in choice:
+        return ""
+    again = choice["retimed"]
+    text = f"; timed again at the end: {again['latency_ms']:.4f} ms " \
+        f"({'within' if again['fits'] else 'over'} the {limits['latency_ms']:g} ms budget)"
+    for r in choice.get("rejected_on_retiming", ()):
+        text += f"; round {r['round']} fitted in the run but took {r['latency_ms']:.4f} ms " \
+            "when timed again"
+    return text
+
+
 def device_markdown(d: dict) -> list[str]:
     """The report's "Device budget" section."""
     choice, limits, checked = d["choice"], d["limits"], d["checked"]
     kinds = list(limits)
     label = "fits" if choice["fits"] else f"NEAREST MISS ({choice['binding']} over by " \
         f"{100 * choice['over_by']:.1f}%)"
+    label += _retiming(choice, limits)
     lines = ["## Device budget", "", f"Budget: {d['describe']}. Round {choice['round']} is "
              f"written: {label}; exported files checked: "
              f"{'fit' if checked.get('fits') else 'do not fit'}.", "",

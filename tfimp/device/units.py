@@ -33,6 +33,8 @@ __all__ = ["ALLOCATIONS", "Units", "plan_cut"]
 
 ALLOCATIONS = ("sensitivity", "loss", "uniform")
 KERNELS = ("kernel", "depthwise_kernel", "pointwise_kernel")
+FLAT_CUT = 1e-3
+"""What a latency cut the table sees as flat counts for, per unit of multiply-adds saved."""
 STEP_FRACTION = 0.05
 """A step of `plan_cut` removes this share of a group's live channels (at least one)."""
 
@@ -52,10 +54,14 @@ class _Layer:
 
 
 class Units:
-    """The channel graph of a plain model with the classes it still uses."""
+    """The channel graph of a plain model with the classes it still uses.
 
-    def __init__(self, model: keras.Model):
-        self.model = model
+    With `latency` (a `latency.LatencyTable`), `estimate` also gives the table's latency of
+    the layers it holds ("latency_us").
+    """
+
+    def __init__(self, model: keras.Model, latency=None):
+        self.model, self.latency = model, latency
         self.graph = graph = trace(model)
         self.layers = [self._layer(e) for e in graph.entries]
         self.alive = self._alive()
@@ -108,8 +114,9 @@ class Units:
 
     # -- what a keep vector costs
     def estimate(self, keep: np.ndarray) -> dict[str, float]:
-        """Weight bytes ("flash"), the largest activation bytes around a layer ("ram") and
-        multiply-adds ("macs") of the model with the classes `keep` holds."""
+        """Weight bytes ("flash"), the largest activation bytes around a layer ("ram"),
+        multiply-adds ("macs") and, with a latency table, its microseconds ("latency_us") of
+        the model with the classes `keep` holds."""
         keep = np.asarray(keep, dtype=np.float64)
         flash = macs = peak = 0.0
         for layer in self.layers:
@@ -123,7 +130,10 @@ class Units:
             live_in = keep[layer.in_classes].sum() * layer.in_spatial
             live_out = keep[layer.out_classes].sum() * layer.out_spatial
             peak = max(peak, live_in + live_out)
-        return {"flash": flash, "ram": peak, "macs": macs}
+        out = {"flash": flash, "ram": peak, "macs": macs}
+        if self.latency is not None:
+            out["latency_us"] = self.latency.model_us(self, keep > 0)
+        return out
 
     def groups(self) -> list[np.ndarray]:
         """Per prunable group, its classes that may go (not fixed)."""
@@ -262,7 +272,22 @@ def _uniform(units: Units, over, evaluate, most: float = 1.0) -> dict:
 
 def _gain(units: Units, keep, cut, excess: dict) -> float:
     """The cut's saving over the resources still in excess, each relative to its current
-    estimate (so bytes, activation bytes and multiply-adds add up)."""
+    estimate (so bytes, activation bytes and latency add up). Latency is the table's
+    microseconds when `units` has a table, else multiply-adds."""
     before, after = units.estimate(keep), units.estimate(cut)
-    key = {"flash": "flash", "ram": "ram", "latency_ms": "macs"}
-    return sum((before[key[r]] - after[key[r]]) / max(before[key[r]], 1.0) for r in excess)
+
+    def saved(key: str) -> float:
+        return (before[key] - after[key]) / max(before[key], 1.0)
+
+    total = 0.0
+    for r in excess:
+        if r != "latency_ms":
+            total += saved(r)
+        elif "latency_us" not in before:
+            total += saved("macs")
+        else:
+            # A small cut can save less than the table's timing noise; it still counts by
+            # its multiply-adds, far below any cut the table sees saving time.
+            total += saved("latency_us") if before["latency_us"] > after["latency_us"] \
+                else FLAT_CUT * saved("macs")
+    return total

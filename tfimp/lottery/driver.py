@@ -570,6 +570,8 @@ class _Driver:
         result._exclude = tuple(self._excluded)  # by layer position: names differ per build
         if self.device is not None:
             result.device = self.device.choose(manifest["history"], manifest["dense_metric"])
+            manifest["device_choice"] = result.device
+            self.run_dir.write_manifest(manifest)
         self._finish(result)
         return result
 

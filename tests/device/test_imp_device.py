@@ -53,7 +53,8 @@ def test_units_rounds_until_the_model_fits(data, dense_flash, tmp_path):
 @pytest.mark.slow
 def test_weight_rounds_when_only_flash_binds_and_decode_fits_the_ram(data, dense_flash,
                                                                     tmp_path):
-    budget = DeviceBudget(flash=int(dense_flash * 0.85), ram=1 << 20)
+    budget = DeviceBudget(flash=int(dense_flash * 0.85), ram=1 << 20,
+                          encodings=("none", "pruning"))
     result = tfimp.imp(BUILD, *data, workdir=tmp_path, verbose=0, device=budget,
                        **dict(SETTINGS, rate=0.6))
     assert result.history[1]["device_action"] == "weights"

@@ -26,7 +26,7 @@ from tfimp.export import micro_fit
 from tfimp.export.micro_run import MicroError, MicroRun, run_micro
 
 __all__ = ["ENCODERS", "Encoder", "Measurement", "export_int8", "measure", "sparse_arena",
-           "time_ms"]
+           "sparse_arenas", "time_ms"]
 
 VERIFY_SAMPLES = 8
 CALIBRATION_SAMPLES = 128
@@ -73,17 +73,23 @@ class Encoder:
         sparse: whether its flash falls as weights are pruned (weight rounds can pay off).
         probe: (int8 model, calibration inputs, margin) -> the arena it needs at any
             sparsity; None: the arena of the plain model (a kernel that reads the encoding).
+        per_nonzero, per_weight: bytes of flash per non-zero and per weight (zero or not)
+            of a pruned tensor, before any is measured (a model without zeros yet).
     """
 
     rows: Callable
     sparse: bool = False
     probe: Callable | None = None
+    per_nonzero: float = 1.0
+    per_weight: float = 0.0
 
 
 ENCODERS: dict[str, Encoder] = {
     "none": Encoder(_none),
-    "sparse": Encoder(_decode("sparse"), sparse=True),
-    "pruning": Encoder(_decode("pruning"), sparse=True, probe=_decode_probe),
+    # The sparse kernel: the value and a uint8 or uint16 column index per non-zero.
+    "sparse": Encoder(_decode("sparse"), sparse=True, per_nonzero=3.0),
+    # DECODE's pruning: the values and a bitmap of one bit per weight.
+    "pruning": Encoder(_decode("pruning"), sparse=True, probe=_decode_probe, per_weight=0.125),
 }
 
 
@@ -236,15 +242,20 @@ def _choose(rows: list[dict], budget, sha: str) -> Measurement:
                        tuple(rows), sha)
 
 
-def sparse_arena(data: bytes, budget, calibration, plain_arena: int) -> int | None:
-    """The smallest arena (with margin) among the budget's encodings whose flash falls with
-    the zeros: what weight rounds would cost in RAM. None without such an encoding."""
-    arenas = []
+def sparse_arenas(data: bytes, budget, calibration, plain_arena: int) -> dict[str, int]:
+    """Per encoding of the budget whose flash falls with the zeros, the arena (with margin)
+    weight rounds would cost in RAM with it."""
+    arenas = {}
     for name in budget.encodings:
         enc = ENCODERS[name]
         if enc.sparse:
             arena = plain_arena if enc.probe is None else enc.probe(data, calibration,
                                                                     budget.margin)
             if arena is not None:
-                arenas.append(arena)
-    return min(arenas, default=None)
+                arenas[name] = arena
+    return arenas
+
+
+def sparse_arena(data: bytes, budget, calibration, plain_arena: int) -> int | None:
+    """The smallest of `sparse_arenas`; None without such an encoding."""
+    return min(sparse_arenas(data, budget, calibration, plain_arena).values(), default=None)

@@ -53,7 +53,7 @@ class DevicePolicy:
                    "'cortex-m0plus-32k') or DeviceBudget(flash=262144, ram=32768))")
         v.choice("allocation", allocation, units_lib.ALLOCATIONS)
         self.budget, self.allocation = budget, allocation
-        self._decode: dict[str, int | None] = {}
+        self._decode: dict[str, dict[str, int]] = {}
         self._table = None
         self._spread = None
 
@@ -187,34 +187,69 @@ class DevicePolicy:
         """The masks of the next round and what it did, for its history row. `plain` is the
         parent round's model (pruned weights at zero, compiled), `model` the one to wrap."""
         meas = Measurement.from_dict(self.driver._row(parent)["device"])
-        kind, over = self._action(meas, plain)
+        kind, over = self._action(meas, plain, parent, step)
         if kind == "weights":
             density = self.driver._density(parent) * (1.0 - step)
             masks = self.driver._next_masks(arrays, old, density)
             return masks, {"device_action": "weights", "device_over": over}
         return self._unit_masks(model, plain, meas, over, step, old)
 
-    def _action(self, meas: Measurement, plain) -> tuple[str, list]:
+    def _action(self, meas: Measurement, plain, parent: int, step: float) -> tuple[str, list]:
         none = next(c for c in meas.candidates if c["encoding"] == "none")
         limits = self.effective().limits()
         over = [r for r, limit in limits.items() if none.get(r) is not None and none[r] > limit]
         if over != ["flash"] or self.budget.runtime != "tflm":
             return "units", over
-        arena = self._sparse_arena(plain, none["ram"])
-        if arena is not None and (self.budget.ram is None or arena <= self.budget.ram):
+        usable = [name for name, arena in self._sparse_arenas(plain, none["ram"]).items()
+                  if self.budget.ram is None or arena <= self.budget.ram]
+        if usable and self._weights_reach_flash(meas, none, parent, step, usable):
             return "weights", over
         return "units", over
 
-    def _sparse_arena(self, plain, plain_arena: int) -> int | None:
-        """The arena weight rounds would cost (cached per architecture)."""
+    def _weights_reach_flash(self, meas: Measurement, none: dict, parent: int, step: float,
+                             encodings: list[str]) -> bool:
+        """Whether the rounds left, each pruning `step` of the weights, bring one of
+        `encodings` under the flash budget. Its flash is taken as the parent's bytes less, per
+        weight pruned, what a non-zero costs it now as measured (or, with no measurement yet,
+        `Encoder.per_nonzero`): the sparse kernel stores an index with every non-zero, so near
+        half density its flash is above the plain model's and a run with one round left
+        removes units instead."""
+        from tfimp.device.cost import ENCODERS
+
+        row = self.driver._row(parent)
+        prunable, density = row["prunable"], self.driver._density(parent)
+        nonzeros = max(prunable * density, 1.0)
+        fixed = none["flash"] - nonzeros  # the plain model without its int8 non-zeros
+        end = density * (1.0 - step) ** self._rounds_left()
+        measured = {c["encoding"]: c["flash"] for c in meas.candidates}
+        for name in encodings:
+            enc = ENCODERS[name]
+            per_nonzero = ((measured[name] - fixed - enc.per_weight * prunable) / nonzeros
+                           if name in measured else enc.per_nonzero)
+            flash = fixed + enc.per_weight * prunable + max(per_nonzero, 0.0) * prunable * end
+            if flash <= self.budget.flash:
+                return True
+        return False
+
+    def _rounds_left(self) -> int:
+        """Rounds the run may still train, this one included (retries count as rounds)."""
+        from tfimp.lottery.budget import ADAPTIVE_ROUNDS
+
+        cfg, history = self.driver.cfg, self.driver.manifest["history"]
+        planned = cfg.rounds if cfg.rounds is not None else ADAPTIVE_ROUNDS
+        return max(1, planned - (len(history) - 1))
+
+    def _sparse_arenas(self, plain, plain_arena: int) -> dict[str, int]:
+        """Per encoding whose flash falls with the zeros, the arena weight rounds would cost
+        (cached per architecture)."""
         from tfimp.structure.shrink import shrink
 
         small = shrink(plain)
         shape = repr([tuple(w.shape) for w in small.weights])
         if shape not in self._decode:
             data = cost.export_int8(small, self.calibration)
-            self._decode[shape] = cost.sparse_arena(data, self.budget, self.calibration,
-                                                    plain_arena)
+            self._decode[shape] = cost.sparse_arenas(data, self.budget, self.calibration,
+                                                     plain_arena)
         return self._decode[shape]
 
     def _unit_masks(self, model, plain, meas: Measurement, over: list, step: float, old: list):

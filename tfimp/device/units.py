@@ -277,7 +277,7 @@ def _gain(units: Units, keep, cut, excess: dict) -> float:
     before, after = units.estimate(keep), units.estimate(cut)
 
     def saved(key: str) -> float:
-        return (before[key] - after[key]) / max(before[key], 1.0)
+        return (before[key] - after[key]) / max(before[key], 1e-12)
 
     total = 0.0
     for r in excess:

@@ -233,11 +233,8 @@ class DevicePolicy:
 
     def _rounds_left(self) -> int:
         """Rounds the run may still train, this one included (retries count as rounds)."""
-        from tfimp.lottery.budget import ADAPTIVE_ROUNDS
-
-        cfg, history = self.driver.cfg, self.driver.manifest["history"]
-        planned = cfg.rounds if cfg.rounds is not None else ADAPTIVE_ROUNDS
-        return max(1, planned - (len(history) - 1))
+        history = self.driver.manifest["history"]
+        return max(1, self.driver.planned_rounds - (len(history) - 1))
 
     def _sparse_arenas(self, plain, plain_arena: int) -> dict[str, int]:
         """Per encoding whose flash falls with the zeros, the arena weight rounds would cost

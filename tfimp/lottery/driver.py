@@ -492,8 +492,8 @@ class _Driver:
         self.on_round = None
         self.plan = cfg.epoch_plan
         self._dense_epochs = _dense_epochs(cfg)
-        self.printer = RoundPrinter(cfg.metric, self.rounds or budget_lib.ADAPTIVE_ROUNDS,
-                                    verbose, self.channels)
+        self.planned_rounds = self.rounds or budget_lib.ADAPTIVE_ROUNDS
+        self.printer = RoundPrinter(cfg.metric, self.planned_rounds, verbose, self.channels)
         self.device = device
         if device is not None:
             device.bind(self)

@@ -107,3 +107,18 @@ def test_a_cut_removes_at_most_its_share_of_the_units():
         plan = plan_cut(units, lambda e: {"flash": 1}, lambda: 0.0, allocation, most=0.25)
         assert not plan["reached"]
         assert 0 < int(units.alive.sum() - plan["keep"].sum()) <= 0.25 * live
+
+
+def test_no_layer_loses_more_than_its_share_to_one_cut():
+    # Cutting h0 is free and h1 costly: sensitivity would empty h0; a cut takes at most
+    # `most` of each layer's live units.
+    units = Units(builder(hidden=(40, 20))())
+    h0 = units.groups()[0]
+
+    def drop():
+        return 0.0 if units.model.get_layer("h1").get_weights()[0].any(axis=0).all() else 1.0
+
+    plan = plan_cut(units, lambda e: {"flash": 1}, drop, "sensitivity", most=0.25)
+    removed = [int(units.alive[g].sum() - plan["keep"][g].sum()) for g in units.groups()]
+    assert removed[0] == 10 and removed[1] <= 5
+    assert plan["keep"][h0].sum() == 30

@@ -191,8 +191,8 @@ def plan_cut(units: Units, over: Callable[[dict], dict], evaluate: Callable[[], 
             each call.
         allocation: "sensitivity" or "loss" (greedy, by `evaluate`), or "uniform".
         fraction: the share of a group's live channels one step removes.
-        most: the largest share of the live prunable units the whole cut may remove (a
-            target that needs more is left for later rounds).
+        most: the largest share of the live prunable units the whole cut may remove, and
+            of each group's (a target that needs more is left for later rounds).
 
     Returns:
         {"keep": the classes kept, "reached": whether the targets were met, "steps":
@@ -212,7 +212,8 @@ def plan_cut(units: Units, over: Callable[[dict], dict], evaluate: Callable[[], 
             if cut is None:
                 continue
             gain = _gain(units, keep, cut, excess)
-            if gain > 0 and np.count_nonzero(units.alive & ~cut) <= limit:
+            if gain > 0 and np.count_nonzero(units.alive & ~cut) <= limit \
+                    and _within_share(units, classes, cut, most):
                 candidates.append((gi, cut, gain))
         if not candidates:
             break
@@ -230,6 +231,15 @@ def plan_cut(units: Units, over: Callable[[dict], dict], evaluate: Callable[[], 
     drop = _drop(units, keep, evaluate)
     return {"keep": keep, "reached": not over(units.estimate(keep)), "steps": steps,
             "drop": drop}
+
+
+def _within_share(units: Units, classes, cut, most: float) -> bool:
+    """Whether `cut` leaves the group at least 1 - `most` of its live units: a round's step
+    bounds every layer's cut, as the rate bounds a weight round (a LeNet-300-100 latency
+    round that may remove 45% of the units otherwise took fc1 from 124 units to 1 and the
+    accuracy from 97% to 22%)."""
+    live = np.count_nonzero(units.alive[classes])
+    return np.count_nonzero(cut[classes]) >= live - math.ceil(most * live)
 
 
 def _trim(units: Units, keep, last, over) -> np.ndarray:

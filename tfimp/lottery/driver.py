@@ -722,12 +722,14 @@ class _Driver:
     def _recalibrate(self, model, r: int, epochs: int) -> None:
         """BatchNormalization statistics of the trained round recomputed on training batches
         (`IMPConfig.recalibrate_bn`)."""
-        from tfimp.lottery.batchnorm import batchnorm_layers, recalibrate
+        from tfimp.lottery.batchnorm import recalibrate
 
-        if not self.cfg.recalibrate_bn or not epochs or not batchnorm_layers(model):
+        if not self.cfg.recalibrate_bn or not epochs:
             return
+        # A model without BatchNormalization returns 0 before drawing a batch.
         n = recalibrate(model, self._bn_batches(r, self.cfg.recalibrate_bn))
-        self._round_info["bn_recalibrated_batches"] = n
+        if n:
+            self._round_info["bn_recalibrated_batches"] = n
 
     def _bn_batches(self, r: int, count: int):
         if self.train.size is None:
